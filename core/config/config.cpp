@@ -1,0 +1,440 @@
+#include "core/config/config.h"
+
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#define TOML_HEADER_ONLY 0
+#define TOML_SHARED_LIB 1
+#include <toml++/toml.h>
+
+namespace ferry::config {
+
+std::string Diagnostic::str() const {
+  return pos.file + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) + ": " + message;
+}
+
+const ProviderConfig* Config::provider(std::string_view name) const {
+  for (const auto& p : providers)
+    if (p.block.name == name) return &p;
+  return nullptr;
+}
+
+const PluginBlock* Config::middleware_block(std::string_view name) const {
+  for (const auto& m : middleware)
+    if (m.name == name) return &m;
+  return nullptr;
+}
+
+bool parse_listen(std::string_view text, std::string& host, uint16_t& port) {
+  std::string_view h;
+  std::string_view p;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') return false;
+    h = text.substr(1, close - 1);
+    p = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return false;
+    h = text.substr(0, colon);
+    p = text.substr(colon + 1);
+  }
+  unsigned value = 0;
+  auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
+  if (ec != std::errc() || end != p.data() + p.size() || p.empty() || value > 65535) return false;
+  host = h.empty() ? "0.0.0.0" : std::string(h);
+  port = static_cast<uint16_t>(value);
+  return true;
+}
+
+namespace {
+
+SourcePos pos_of(const toml::source_region& r, const std::string& file) {
+  return SourcePos{file, r.begin.line, r.begin.column};
+}
+
+const char* type_name(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    default: return "a date/time";
+  }
+}
+
+json::Value to_json(const toml::node& n) {
+  if (auto t = n.as_table()) {
+    json::Value out = json::Value::object();
+    for (auto&& [k, v] : *t) out[std::string(k.str())] = to_json(v);
+    return out;
+  }
+  if (auto a = n.as_array()) {
+    json::Value out = json::Value::array();
+    for (auto&& v : *a) out.push_back(to_json(v));
+    return out;
+  }
+  if (auto s = n.as_string()) return s->get();
+  if (auto i = n.as_integer()) return i->get();
+  if (auto f = n.as_floating_point()) return f->get();
+  if (auto b = n.as_boolean()) return b->get();
+  std::ostringstream os;
+  n.visit([&](auto&& v) { os << v; });
+  return os.str();
+}
+
+// Reads one TOML table against a schema: typed getters record the keys they
+// consume, finish() reports what is left as unknown.
+class TableReader {
+ public:
+  TableReader(const toml::table& table, std::string where, const std::string& file,
+              std::vector<Diagnostic>& errors)
+      : table_(table), where_(std::move(where)), file_(file), errors_(errors) {}
+
+  const toml::node* get(std::string_view key) {
+    known_.emplace(key);
+    return table_.get(key);
+  }
+
+  void error(const toml::node& n, std::string message) {
+    errors_.push_back({pos_of(n.source(), file_), std::move(message)});
+  }
+
+  void wrong_type(std::string_view key, const toml::node& n, std::string_view expected) {
+    error(n,
+          std::string(key) + " in " + where_ + " must be " + std::string(expected) + ", not " + type_name(n));
+  }
+
+  bool string(std::string_view key, std::string& out) {
+    auto n = get(key);
+    if (!n) return false;
+    if (!n->is_string()) {
+      wrong_type(key, *n, "a string");
+      return false;
+    }
+    out = n->as_string()->get();
+    return true;
+  }
+
+  template <class T>
+  bool integer(std::string_view key, T& out, int64_t min, int64_t max) {
+    auto n = get(key);
+    if (!n) return false;
+    if (!n->is_integer()) {
+      wrong_type(key, *n, "an integer");
+      return false;
+    }
+    int64_t v = n->as_integer()->get();
+    if (v < min || v > max) {
+      error(*n, std::string(key) + " in " + where_ + " must be between " + std::to_string(min) + " and " +
+                    std::to_string(max) + ", not " + std::to_string(v));
+      return false;
+    }
+    out = static_cast<T>(v);
+    return true;
+  }
+
+  bool boolean(std::string_view key, bool& out) {
+    auto n = get(key);
+    if (!n) return false;
+    if (!n->is_boolean()) {
+      wrong_type(key, *n, "true or false");
+      return false;
+    }
+    out = n->as_boolean()->get();
+    return true;
+  }
+
+  bool string_array(std::string_view key, std::vector<std::string>& out, std::vector<SourcePos>* positions) {
+    auto n = get(key);
+    if (!n) return false;
+    auto arr = n->as_array();
+    if (!arr) {
+      wrong_type(key, *n, "an array of strings");
+      return false;
+    }
+    bool ok = true;
+    for (auto&& item : *arr) {
+      if (!item.is_string()) {
+        error(item, "elements of " + std::string(key) + " in " + where_ + " must be strings, not " +
+                        type_name(item));
+        ok = false;
+        continue;
+      }
+      out.push_back(item.as_string()->get());
+      if (positions) positions->push_back(pos_of(item.source(), file_));
+    }
+    return ok;
+  }
+
+  const toml::table* table(std::string_view key) {
+    auto n = get(key);
+    if (!n) return nullptr;
+    if (!n->is_table()) {
+      wrong_type(key, *n, "a table");
+      return nullptr;
+    }
+    return n->as_table();
+  }
+
+  // The keys nobody asked for, as plugin options, or as errors.
+  json::Value rest() const {
+    json::Value out = json::Value::object();
+    for (auto&& [k, v] : table_)
+      if (!known_.count(std::string(k.str()))) out[std::string(k.str())] = to_json(v);
+    return out;
+  }
+
+  void finish() {
+    for (auto&& [k, v] : table_) {
+      if (known_.count(std::string(k.str()))) continue;
+      std::string expected;
+      for (const auto& kn : known_) expected += (expected.empty() ? "" : ", ") + kn;
+      errors_.push_back({pos_of(k.source(), file_), "unknown key '" + std::string(k.str()) + "' in " +
+                                                        where_ + " (expected one of: " + expected + ")"});
+    }
+  }
+
+ private:
+  const toml::table& table_;
+  std::string where_;
+  const std::string& file_;
+  std::vector<Diagnostic>& errors_;
+  std::set<std::string, std::less<>> known_;
+};
+
+void read_server(TableReader& r, ServerConfig& s) {
+  std::string listen;
+  if (r.string("listen", listen)) {
+    if (!parse_listen(listen, s.host, s.port))
+      r.error(*r.get("listen"),
+              "listen in [server] must be HOST:PORT, e.g. \"127.0.0.1:8080\", not \"" + listen + "\"");
+  }
+  r.integer("threads", s.threads, 0, 1024);
+  r.integer("max_body_bytes", s.max_body_bytes, 1024, int64_t{1} << 32);
+  r.integer("drain_timeout_ms", s.drain_timeout_ms, 0, 3'600'000);
+  r.integer("idle_timeout_ms", s.idle_timeout_ms, 100, 3'600'000);
+  r.finish();
+}
+
+void read_log(TableReader& r, LogConfig& l) {
+  if (r.string("level", l.level)) {
+    static const std::set<std::string> kLevels{"trace", "debug", "info", "warn", "error", "off"};
+    if (!kLevels.count(l.level))
+      r.error(*r.get("level"),
+              "level in [log] must be one of trace, debug, info, warn, error, off; not \"" + l.level + "\"");
+  }
+  r.boolean("access_log", l.access_log);
+  r.finish();
+}
+
+PluginBlock read_block(TableReader& r, const toml::node& node, std::string name, std::string title,
+                       const std::string& file) {
+  PluginBlock b;
+  b.name = std::move(name);
+  b.title = std::move(title);
+  b.plugin = b.name;
+  b.pos = pos_of(node.source(), file);
+  if (r.string("plugin", b.plugin)) b.pos = pos_of(r.get("plugin")->source(), file);
+  b.source = &node;
+  return b;
+}
+
+std::string table_title(std::string_view kind, std::string_view name) {
+  return "[" + std::string(kind) + "." + std::string(name) + "]";
+}
+
+}  // namespace
+
+SourcePos position_of(const PluginBlock& block, std::string_view pointer) {
+  SourcePos fallback = block.pos;
+  const toml::node* node = block.source;
+  if (!node) return fallback;
+  std::string file = fallback.file;
+  while (!pointer.empty() && pointer.front() == '/') {
+    pointer.remove_prefix(1);
+    auto end = pointer.find('/');
+    std::string token(pointer.substr(0, end));
+    pointer = end == std::string_view::npos ? std::string_view() : pointer.substr(end);
+    const toml::node* next = nullptr;
+    if (auto t = node->as_table()) {
+      next = t->get(token);
+    } else if (auto a = node->as_array()) {
+      size_t i = 0;
+      auto [p, ec] = std::from_chars(token.data(), token.data() + token.size(), i);
+      if (ec == std::errc() && p == token.data() + token.size()) next = a->get(i);
+    }
+    if (!next) break;
+    node = next;
+  }
+  if (node == block.source) return fallback;
+  return pos_of(node->source(), file);
+}
+
+LoadResult load_string(std::string_view text, const std::string& path) {
+  LoadResult result;
+  auto& errors = result.errors;
+  auto cfg = std::make_unique<Config>();
+  cfg->path = path;
+
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    errors.push_back({pos_of(e.source(), path), std::string(e.description())});
+    return result;
+  }
+  cfg->document = std::make_shared<toml::table>(std::move(root));
+  const toml::table& doc = *cfg->document;
+
+  TableReader top(doc, "the top level", path, errors);
+  std::vector<std::string> dirs;
+  std::vector<SourcePos> dir_pos;
+  auto base = std::filesystem::absolute(path).parent_path();
+  if (top.string_array("plugin_dirs", dirs, &dir_pos)) {
+    for (auto& d : dirs) cfg->plugin_dirs.push_back((base / d).lexically_normal().string());
+  }
+
+  if (auto t = top.table("server")) {
+    TableReader r(*t, "[server]", path, errors);
+    read_server(r, cfg->server);
+  }
+  if (auto t = top.table("log")) {
+    TableReader r(*t, "[log]", path, errors);
+    read_log(r, cfg->log);
+  }
+
+  if (auto t = top.table("providers")) {
+    for (auto&& [k, v] : *t) {
+      std::string name(k.str());
+      auto title = table_title("providers", name);
+      auto pt = v.as_table();
+      if (!pt) {
+        errors.push_back({pos_of(v.source(), path), title + " must be a table, not " + type_name(v)});
+        continue;
+      }
+      TableReader r(*pt, title, path, errors);
+      ProviderConfig p;
+      p.block = read_block(r, v, name, title, path);
+      r.integer("connect_timeout_ms", p.connect_timeout_ms, 1, 600'000);
+      r.integer("read_timeout_ms", p.read_timeout_ms, 1, 3'600'000);
+      r.boolean("stream_usage", p.stream_usage);
+      p.block.options = r.rest();
+      cfg->providers.push_back(std::move(p));
+    }
+  }
+
+  if (auto t = top.table("middleware")) {
+    for (auto&& [k, v] : *t) {
+      std::string name(k.str());
+      auto title = table_title("middleware", name);
+      auto mt = v.as_table();
+      if (!mt) {
+        errors.push_back({pos_of(v.source(), path), title + " must be a table, not " + type_name(v)});
+        continue;
+      }
+      TableReader r(*mt, title, path, errors);
+      auto b = read_block(r, v, name, title, path);
+      b.options = r.rest();
+      cfg->middleware.push_back(std::move(b));
+    }
+  }
+
+  std::map<std::string, std::string> model_owner;
+  if (auto t = top.table("pipelines")) {
+    for (auto&& [k, v] : *t) {
+      std::string name(k.str());
+      auto title = table_title("pipelines", name);
+      auto pt = v.as_table();
+      if (!pt) {
+        errors.push_back({pos_of(v.source(), path), title + " must be a table, not " + type_name(v)});
+        continue;
+      }
+      TableReader r(*pt, title, path, errors);
+      PipelineConfig p;
+      p.name = name;
+      p.pos = pos_of(v.source(), path);
+      if (!r.string_array("models", p.models, nullptr) || p.models.empty()) {
+        if (!r.get("models"))
+          errors.push_back({p.pos, title + " needs models = [\"...\"]: the model names it serves"});
+        else if (p.models.empty())
+          r.error(*r.get("models"), "models in " + title + " must not be empty");
+      }
+      for (const auto& m : p.models) {
+        auto [it, fresh] = model_owner.emplace(m, name);
+        if (!fresh)
+          r.error(*r.get("models"),
+                  "model '" + m + "' is served by both [pipelines." + it->second + "] and " + title);
+      }
+      if (!r.string_array("providers", p.providers, &p.provider_pos) || p.providers.empty()) {
+        if (!r.get("providers"))
+          errors.push_back({p.pos, title + " needs providers = [\"...\"]: the providers it may use"});
+        else if (p.providers.empty())
+          r.error(*r.get("providers"), "providers in " + title + " must not be empty");
+      }
+      r.string_array("middleware", p.middleware, &p.middleware_pos);
+
+      p.router.name = name + ".router";
+      p.router.title = "the router of " + title;
+      p.router.plugin = "priority";
+      p.router.pos = p.pos;
+      if (auto rn = r.get("router")) {
+        p.router.pos = pos_of(rn->source(), path);
+        if (rn->is_string()) {
+          p.router.plugin = rn->as_string()->get();
+        } else if (auto rt = rn->as_table()) {
+          TableReader rr(*rt, title + " router", path, errors);
+          p.router = read_block(rr, *rn, name + ".router", "the router of " + title, path);
+          if (!rt->get("plugin"))
+            errors.push_back({p.router.pos, "router in " + title + " needs plugin = \"...\""});
+          p.router.options = rr.rest();
+        } else {
+          r.wrong_type("router", *rn, "a string or a table with plugin = \"...\"");
+        }
+      }
+      r.finish();
+      cfg->pipelines.push_back(std::move(p));
+    }
+  }
+  top.finish();
+
+  if (cfg->pipelines.empty() && errors.empty())
+    errors.push_back(
+        {SourcePos{path, 1, 1}, "no pipelines: add a [pipelines.NAME] table with models and providers"});
+
+  // References between sections.
+  for (const auto& p : cfg->pipelines) {
+    for (size_t i = 0; i < p.providers.size(); ++i) {
+      if (cfg->provider(p.providers[i])) continue;
+      std::string defined;
+      for (const auto& d : cfg->providers) defined += (defined.empty() ? "" : ", ") + d.block.name;
+      errors.push_back({p.provider_pos[i], "provider '" + p.providers[i] + "' is not defined (defined: " +
+                                               (defined.empty() ? "none" : defined) + "); add [providers." +
+                                               p.providers[i] + "]"});
+    }
+  }
+
+  if (errors.empty()) result.config = std::move(cfg);
+  return result;
+}
+
+LoadResult load_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult r;
+    r.errors.push_back({SourcePos{path, 0, 0}, "cannot open the file: " + std::string(std::strerror(errno))});
+    return r;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_string(ss.str(), path);
+}
+
+}  // namespace ferry::config

@@ -1,0 +1,106 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/json/doc.h"
+
+namespace toml {
+inline namespace v3 {
+class table;
+class node;
+}  // namespace v3
+}  // namespace toml
+
+namespace ferry::config {
+
+struct SourcePos {
+  std::string file;
+  uint32_t line = 0;
+  uint32_t column = 0;
+};
+
+// One problem with a configuration, printed as "file:line:col: message".
+struct Diagnostic {
+  SourcePos pos;
+  std::string message;
+  std::string str() const;
+};
+
+// A plugin reference and the options the host passes to it: the block's TOML
+// table minus the keys the host reads itself.
+struct PluginBlock {
+  std::string name;    // the block's name, e.g. [providers.NAME]
+  std::string title;   // how messages name it: "[providers.NAME]"
+  std::string plugin;  // plugin name or path to a .so
+  SourcePos pos;       // of the block (or of the plugin key)
+  json::Value options = json::Value::object();
+  // The TOML node `options` came from, to place plugin-reported errors.
+  const toml::node* source = nullptr;
+};
+
+struct ServerConfig {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+  unsigned threads = 0;  // 0: one per core
+  size_t max_body_bytes = 4 * 1024 * 1024;
+  uint32_t drain_timeout_ms = 30'000;
+  uint32_t idle_timeout_ms = 60'000;
+};
+
+struct LogConfig {
+  std::string level = "info";
+  bool access_log = true;
+};
+
+struct ProviderConfig {
+  PluginBlock block;
+  uint32_t connect_timeout_ms = 5'000;
+  uint32_t read_timeout_ms = 60'000;  // for response headers and between body bytes
+  bool stream_usage = true;           // ask upstream for usage on streams, for accounting
+};
+
+struct PipelineConfig {
+  std::string name;
+  SourcePos pos;
+  std::vector<std::string> models;
+  std::vector<std::string> providers;
+  std::vector<SourcePos> provider_pos;
+  PluginBlock router;
+  std::vector<std::string> middleware;
+  std::vector<SourcePos> middleware_pos;
+};
+
+struct Config {
+  std::string path;
+  std::vector<std::string> plugin_dirs;  // absolute
+  ServerConfig server;
+  LogConfig log;
+  std::vector<ProviderConfig> providers;
+  std::vector<PluginBlock> middleware;  // declared [middleware.NAME] blocks
+  std::vector<PipelineConfig> pipelines;
+  // Keeps the parsed document alive for PluginBlock::source.
+  std::shared_ptr<toml::table> document;
+
+  const ProviderConfig* provider(std::string_view name) const;
+  const PluginBlock* middleware_block(std::string_view name) const;
+};
+
+struct LoadResult {
+  std::unique_ptr<Config> config;  // null when errors is not empty
+  std::vector<Diagnostic> errors;
+};
+
+LoadResult load_file(const std::string& path);
+LoadResult load_string(std::string_view text, const std::string& path);
+
+// Where the value at JSON `pointer` inside a PluginBlock's options came from.
+SourcePos position_of(const PluginBlock& block, std::string_view pointer);
+
+// "127.0.0.1:8080", "[::1]:80", ":8080" -> host and port.
+bool parse_listen(std::string_view text, std::string& host, uint16_t& port);
+
+}  // namespace ferry::config

@@ -1,0 +1,314 @@
+// The only translation unit of ferry_core that includes Beast: Beast is slow
+// to compile, so the rest of the core sees the UpstreamClient interface only.
+#include "core/http/upstream_client.h"
+
+#include <openssl/ssl.h>
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <optional>
+#include <unordered_map>
+
+#include "core/http/url.h"
+
+namespace ferry::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+ssl::context& tls_context() {
+  static ssl::context ctx = [] {
+    ssl::context c(ssl::context::tls_client);
+    c.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                  ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    c.set_default_verify_paths();
+    c.set_verify_mode(ssl::verify_peer);
+    return c;
+  }();
+  return ctx;
+}
+
+UpstreamError map_error(const error_code& ec, std::string_view during) {
+  using K = UpstreamError::Kind;
+  std::string what = std::string(during) + ": " + ec.message();
+  if (ec == beast::error::timeout) return {K::kTimeout, std::string(during) + ": timed out"};
+  if (ec == asio::error::connection_refused || ec == asio::error::host_not_found ||
+      ec == asio::error::host_not_found_try_again || ec == asio::error::network_unreachable ||
+      ec == asio::error::host_unreachable)
+    return {K::kConnect, what};
+  if (ec == asio::error::connection_reset || ec == asio::error::eof || ec == asio::error::broken_pipe ||
+      ec == bhttp::error::end_of_stream || ec == bhttp::error::partial_message ||
+      ec == asio::error::connection_aborted)
+    return {K::kReset, what};
+  if (ec.category() == asio::error::get_ssl_category() ||
+      ec.category() == asio::ssl::error::get_stream_category())
+    return {K::kTls, what};
+  if (ec.category() == bhttp::make_error_code(bhttp::error::bad_version).category())
+    return {K::kProtocol, std::string(during) + ": invalid HTTP: " + ec.message()};
+  return {K::kReset, what};
+}
+
+struct Connection {
+  std::string origin;
+  std::optional<beast::tcp_stream> plain;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
+  beast::flat_buffer buffer;
+  std::chrono::steady_clock::time_point idle_since;
+  bool reused = false;
+
+  beast::tcp_stream& tcp() { return secure ? beast::get_lowest_layer(*secure) : *plain; }
+};
+
+class ClientImpl;
+
+class Exchange final : public UpstreamExchange {
+ public:
+  Exchange(ClientImpl& client, std::unique_ptr<Connection> conn,
+           std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> parser, Timeouts timeouts)
+      : client_(client), conn_(std::move(conn)), parser_(std::move(parser)), timeouts_(timeouts) {
+    const auto& res = parser_->get();
+    status_ = static_cast<int>(res.result_int());
+    for (const auto& f : res) headers_.add(f.name_string(), f.value());
+  }
+  ~Exchange() override;
+
+  int status() const override { return status_; }
+  const util::Headers& headers() const override { return headers_; }
+
+  asio::awaitable<UpstreamError> read_some(std::string& out, bool* done) override {
+    *done = false;
+    if (!conn_) {
+      *done = true;
+      co_return UpstreamError{};
+    }
+    if (parser_->is_done()) {
+      finish();
+      *done = true;
+      co_return UpstreamError{};
+    }
+    auto& body = parser_->get().body();
+    body.data = buf_.data();
+    body.size = buf_.size();
+    conn_->tcp().expires_after(timeouts_.read);
+    error_code ec;
+    if (conn_->secure)
+      std::tie(ec, std::ignore) =
+          co_await bhttp::async_read_some(*conn_->secure, conn_->buffer, *parser_, kNoThrow);
+    else
+      std::tie(ec, std::ignore) =
+          co_await bhttp::async_read_some(*conn_->plain, conn_->buffer, *parser_, kNoThrow);
+    if (ec == bhttp::error::need_buffer) ec = {};
+    if (ec) {
+      conn_.reset();
+      co_return map_error(ec, "reading the upstream body");
+    }
+    out.append(buf_.data(), buf_.size() - body.size);
+    if (parser_->is_done()) {
+      finish();
+      *done = true;
+    }
+    co_return UpstreamError{};
+  }
+
+  asio::awaitable<UpstreamError> read_all(std::string& out, size_t limit) override {
+    bool done = false;
+    while (!done) {
+      auto err = co_await read_some(out, &done);
+      if (err) co_return err;
+      if (out.size() > limit) {
+        conn_.reset();
+        co_return UpstreamError{UpstreamError::Kind::kTooLarge,
+                                "upstream body larger than " + std::to_string(limit) + " bytes"};
+      }
+    }
+    co_return UpstreamError{};
+  }
+
+ private:
+  void finish();
+
+  ClientImpl& client_;
+  std::unique_ptr<Connection> conn_;
+  std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> parser_;
+  Timeouts timeouts_;
+  int status_ = 0;
+  util::Headers headers_;
+  std::array<char, 16 * 1024> buf_;
+};
+
+class ClientImpl final : public UpstreamClient {
+ public:
+  explicit ClientImpl(asio::any_io_executor ex) : ex_(std::move(ex)), resolver_(ex_) {}
+
+  asio::awaitable<SendResult> send(const UpstreamRequest& request, const Timeouts& timeouts) override {
+    std::string why;
+    auto url = parse_url(request.url, &why);
+    SendResult failed;
+    if (!url) {
+      failed.error = UpstreamError{UpstreamError::Kind::kConnect, "bad upstream URL: " + why};
+      co_return failed;
+    }
+
+    bhttp::request<bhttp::string_body> req;
+    req.method_string(request.method);
+    req.target(url->target);
+    req.version(11);
+    std::string host_header = url->host.find(':') != std::string::npos ? "[" + url->host + "]" : url->host;
+    if ((url->tls && url->port != 443) || (!url->tls && url->port != 80))
+      host_header += ":" + std::to_string(url->port);
+    req.set(bhttp::field::host, host_header);
+    req.set(bhttp::field::user_agent, "ferryd");
+    for (const auto& h : request.headers) req.set(h.name, h.value);
+    req.keep_alive(true);
+    req.body() = request.body;
+    req.prepare_payload();
+
+    std::string origin = url->origin();
+    // A pooled connection may have been closed by the server while idle; that
+    // shows as a failure before any response byte, so retry once on a fresh one.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      std::unique_ptr<Connection> conn = take_idle(origin);
+      if (!conn) {
+        UpstreamError err;
+        conn = co_await connect(*url, origin, timeouts, err);
+        if (err) {
+          failed.error = std::move(err);
+          co_return failed;
+        }
+      }
+      auto parser = std::make_unique<bhttp::response_parser<bhttp::buffer_body>>();
+      parser->body_limit(boost::none);
+      parser->header_limit(64 * 1024);
+      bool reused = conn->reused;
+      conn->tcp().expires_after(timeouts.read);
+      error_code ec;
+      if (conn->secure)
+        std::tie(ec, std::ignore) = co_await bhttp::async_write(*conn->secure, req, kNoThrow);
+      else
+        std::tie(ec, std::ignore) = co_await bhttp::async_write(*conn->plain, req, kNoThrow);
+      if (!ec) {
+        conn->tcp().expires_after(timeouts.read);
+        if (conn->secure)
+          std::tie(ec, std::ignore) =
+              co_await bhttp::async_read_header(*conn->secure, conn->buffer, *parser, kNoThrow);
+        else
+          std::tie(ec, std::ignore) =
+              co_await bhttp::async_read_header(*conn->plain, conn->buffer, *parser, kNoThrow);
+      }
+      if (ec) {
+        auto err = map_error(ec, "waiting for the upstream answer");
+        if (reused && err.kind == UpstreamError::Kind::kReset) continue;
+        failed.error = std::move(err);
+        co_return failed;
+      }
+      ++(reused ? stats_.connections_reused : stats_.connections_opened);
+      SendResult ok;
+      ok.exchange = std::make_unique<Exchange>(*this, std::move(conn), std::move(parser), timeouts);
+      co_return ok;
+    }
+    failed.error = UpstreamError{UpstreamError::Kind::kReset, "upstream closed the connection twice"};
+    co_return failed;
+  }
+
+  void close_idle() override { idle_.clear(); }
+  PoolStats stats() const override { return stats_; }
+
+  void release(std::unique_ptr<Connection> conn) {
+    auto& list = idle_[conn->origin];
+    if (list.size() >= kMaxIdlePerOrigin) return;
+    conn->reused = true;
+    conn->idle_since = std::chrono::steady_clock::now();
+    list.push_back(std::move(conn));
+  }
+
+ private:
+  static constexpr size_t kMaxIdlePerOrigin = 256;
+  static constexpr auto kMaxIdle = std::chrono::seconds(30);
+
+  std::unique_ptr<Connection> take_idle(const std::string& origin) {
+    auto it = idle_.find(origin);
+    if (it == idle_.end()) return nullptr;
+    auto now = std::chrono::steady_clock::now();
+    while (!it->second.empty()) {
+      auto conn = std::move(it->second.back());
+      it->second.pop_back();
+      if (now - conn->idle_since < kMaxIdle && conn->tcp().socket().is_open()) return conn;
+    }
+    return nullptr;
+  }
+
+  asio::awaitable<std::unique_ptr<Connection>> connect(const Url& url, const std::string& origin,
+                                                       const Timeouts& timeouts, UpstreamError& err) {
+    auto conn = std::make_unique<Connection>();
+    conn->origin = origin;
+    auto [rec, endpoints] = co_await resolver_.async_resolve(url.host, std::to_string(url.port), kNoThrow);
+    if (rec) {
+      err = {UpstreamError::Kind::kConnect, "cannot resolve " + url.host + ": " + rec.message()};
+      co_return nullptr;
+    }
+    if (url.tls) {
+      conn->secure.emplace(ex_, tls_context());
+      auto* native = conn->secure->native_handle();
+      if (!SSL_set_tlsext_host_name(native, url.host.c_str())) {
+        err = {UpstreamError::Kind::kTls, "cannot set TLS server name for " + url.host};
+        co_return nullptr;
+      }
+      conn->secure->set_verify_callback(ssl::host_name_verification(url.host));
+    } else {
+      conn->plain.emplace(ex_);
+    }
+    auto& tcp = conn->tcp();
+    tcp.expires_after(timeouts.connect);
+    auto [cec, ep] = co_await tcp.async_connect(endpoints, kNoThrow);
+    if (cec) {
+      err = map_error(cec, "connecting to " + origin);
+      co_return nullptr;
+    }
+    tcp.socket().set_option(tcp::no_delay(true));
+    if (conn->secure) {
+      tcp.expires_after(timeouts.connect);
+      auto [hec] = co_await conn->secure->async_handshake(ssl::stream_base::client, kNoThrow);
+      if (hec) {
+        err = {UpstreamError::Kind::kTls, "TLS handshake with " + origin + " failed: " + hec.message()};
+        co_return nullptr;
+      }
+    }
+    co_return conn;
+  }
+
+  asio::any_io_executor ex_;
+  tcp::resolver resolver_;
+  std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> idle_;
+  PoolStats stats_;
+};
+
+Exchange::~Exchange() = default;
+
+void Exchange::finish() {
+  if (!conn_) return;
+  if (parser_->keep_alive()) {
+    conn_->tcp().expires_never();
+    client_.release(std::move(conn_));
+  }
+  conn_.reset();
+}
+
+}  // namespace
+
+std::unique_ptr<UpstreamClient> UpstreamClient::create(asio::any_io_executor executor) {
+  return std::make_unique<ClientImpl>(std::move(executor));
+}
+
+}  // namespace ferry::http

@@ -1,0 +1,76 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include "core/util/headers.h"
+
+namespace ferry::http {
+
+// The HTTP request a provider adapter builds through ferry_upstream.
+struct UpstreamRequest {
+  std::string method = "POST";
+  std::string url;
+  util::Headers headers;
+  std::string body;
+  bool streaming = false;
+};
+
+struct Timeouts {
+  std::chrono::milliseconds connect{5000};
+  std::chrono::milliseconds read{60000};  // for the response head and between body reads
+};
+
+// Why an exchange failed. kind decides failover (all of these may fail over).
+struct UpstreamError {
+  enum class Kind { kNone, kConnect, kTimeout, kReset, kProtocol, kTls, kTooLarge };
+  Kind kind = Kind::kNone;
+  std::string message;
+  explicit operator bool() const { return kind != Kind::kNone; }
+};
+
+// One request/response on a pooled connection. The connection returns to the
+// pool only if the body was read to the end and the server allows keep-alive.
+class UpstreamExchange {
+ public:
+  virtual ~UpstreamExchange() = default;
+  virtual int status() const = 0;
+  virtual const util::Headers& headers() const = 0;
+  // Appends the next piece of body to `out`; sets *done at the end of the body.
+  virtual boost::asio::awaitable<UpstreamError> read_some(std::string& out, bool* done) = 0;
+  // Reads the rest of the body into `out`, up to limit bytes.
+  virtual boost::asio::awaitable<UpstreamError> read_all(std::string& out, size_t limit) = 0;
+};
+
+struct SendResult {
+  UpstreamError error;
+  std::unique_ptr<UpstreamExchange> exchange;  // set iff !error
+};
+
+struct PoolStats {
+  uint64_t connections_opened = 0;
+  uint64_t connections_reused = 0;
+};
+
+// Client for one worker thread: all its connections belong to that thread's
+// io_context, so the pool needs no locks.
+class UpstreamClient {
+ public:
+  virtual ~UpstreamClient() = default;
+  // Connects (or reuses a pooled connection), sends the request and reads the
+  // response head.
+  virtual boost::asio::awaitable<SendResult> send(const UpstreamRequest& request,
+                                                  const Timeouts& timeouts) = 0;
+  // Closes idle pooled connections (drain).
+  virtual void close_idle() = 0;
+  virtual PoolStats stats() const = 0;
+
+  static std::unique_ptr<UpstreamClient> create(boost::asio::any_io_executor executor);
+};
+
+}  // namespace ferry::http

@@ -1,0 +1,60 @@
+#pragma once
+
+#include <deque>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace ferry::json {
+
+// Document order matters to users (golden files, upstream bodies they read
+// in logs), so every JSON value in Ferry keeps its keys in insertion order.
+using Value = nlohmann::ordered_json;
+
+// A JSON document as plugins see it through ferry_json. It holds text, a parsed
+// tree, or both: the tree is built on the first field access and the text on
+// the first whole-document access, and each stays cached until the next edit.
+// A passthrough chunk that no plugin inspects is therefore never parsed.
+// Used by one thread at a time (the request's worker).
+class Doc {
+ public:
+  Doc() = default;
+  static Doc from_text(std::string text);
+  static Doc from_value(Value value);
+  // Both forms at once: the text is served as is until the tree is edited.
+  static Doc from_parsed(std::string text, Value value);
+
+  // The parsed tree, or nullptr when the text is not JSON.
+  Value* value();
+  // The document as compact JSON text.
+  std::string_view text();
+  // Drops the cached text after the tree returned by value() was edited.
+  void changed();
+
+  // Storage for views handed to plugins that are not slices of the tree
+  // (serialized sub-values). Lives until clear_scratch().
+  std::string_view keep(std::string s);
+  void clear_scratch() { scratch_.clear(); }
+
+ private:
+  enum class State { kUnparsed, kParsed, kInvalid };
+  std::string text_;
+  bool has_text_ = false;
+  Value value_;
+  State state_ = State::kParsed;
+  std::deque<std::string> scratch_;
+};
+
+// RFC 6901 lookups that never throw. `pointer` "" is the root.
+const Value* find(const Value& root, std::string_view pointer);
+// Creates missing parent objects; "-" as the last token appends to an array.
+// Returns nullptr if a token cannot be created (e.g. a string parent).
+Value* find_or_create(Value& root, std::string_view pointer);
+bool remove(Value& root, std::string_view pointer);
+
+// Parses without throwing; on failure returns false and a message with the
+// byte offset of the problem.
+bool parse(std::string_view text, Value& out, std::string* error);
+
+}  // namespace ferry::json

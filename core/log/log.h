@@ -1,0 +1,22 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include <spdlog/spdlog.h>
+
+namespace ferry::log {
+
+// Sets up the process logger on stderr. Asynchronous: a worker thread only
+// queues the line, a background thread writes it, and when the queue is full
+// the oldest line is dropped rather than blocking a request.
+void init(spdlog::level::level_enum level);
+std::optional<spdlog::level::level_enum> parse_level(std::string_view name);
+
+// The process logger (a synchronous stderr logger until init() ran).
+spdlog::logger& get();
+// Flushes and stops the background thread; call before exit.
+void shutdown();
+
+}  // namespace ferry::log

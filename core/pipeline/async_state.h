@@ -1,0 +1,99 @@
+#pragma once
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <ferry/ferry.h>
+
+namespace ferry::pipeline {
+
+// The part of a request that plugins may touch from other threads: resume(),
+// schedule() and serve() sinks. Shared-owned so that a late call from another
+// thread finds it alive even after the request moved on; everything that runs
+// on the worker thread goes through `executor`.
+class AsyncState : public std::enable_shared_from_this<AsyncState> {
+ public:
+  explicit AsyncState(boost::asio::any_io_executor executor);
+
+  const boost::asio::any_io_executor& executor() const { return executor_; }
+
+  // --- resume (PAUSE) ---
+  ferry_status resume(ferry_status result);  // any thread
+  // Waits on the worker thread until resume() or the timeout; nullopt on timeout.
+  boost::asio::awaitable<std::optional<ferry_status>> wait_resume(std::chrono::milliseconds timeout);
+
+  // --- schedule ---
+  ferry_status schedule(uint64_t delay_ns, ferry_task_fn fn, ferry_task* task);  // any thread
+
+  // Ends the request: pending tasks run now with cancelled = 1 and later
+  // calls are refused. Worker thread only.
+  void end();
+  bool ended() const;
+
+  // Wakes whoever waits in wait_resume() or a sink, on the worker thread.
+  void wake();
+  boost::asio::steady_timer& wake_timer() { return wake_timer_; }
+
+ private:
+  struct Task {
+    explicit Task(const boost::asio::any_io_executor& ex) : timer(ex) {}
+    boost::asio::steady_timer timer;
+    ferry_task_fn fn = nullptr;
+    ferry_task* arg = nullptr;
+    bool fired = false;  // guarded by mu_
+  };
+  void fire(const std::shared_ptr<Task>& task, bool cancelled);
+
+  boost::asio::any_io_executor executor_;
+  boost::asio::steady_timer wake_timer_;
+  mutable std::mutex mu_;
+  bool ended_ = false;
+  bool resumed_ = false;
+  ferry_status resume_result_ = FERRY_OK;
+  std::vector<std::shared_ptr<Task>> tasks_;
+};
+
+// What a provider delivers through ferry_sink.
+struct SinkEvent {
+  enum class Kind { kResponse, kChunk, kDone, kError };
+  Kind kind;
+  std::string json;  // response or chunk text
+  int status = 0;    // kError: the HTTP status that decides failover
+  std::string type;  // kError
+  std::string message;
+};
+
+// A provider's result queue for one attempt. Thread-safe: a serve() provider
+// may deliver from any thread. Events after the terminal one, or after the
+// host abandoned the attempt, are dropped.
+class Sink {
+ public:
+  explicit Sink(std::shared_ptr<AsyncState> async) : async_(std::move(async)) {}
+
+  ferry_status push(SinkEvent event);  // any thread
+  // Takes everything queued so far.
+  std::deque<SinkEvent> drain();
+  // Waits (worker thread) until an event is queued or the timeout passes;
+  // returns false on timeout.
+  boost::asio::awaitable<bool> wait(std::chrono::milliseconds timeout);
+  void abandon();
+  bool terminated() const;
+
+ private:
+  std::shared_ptr<AsyncState> async_;
+  mutable std::mutex mu_;
+  std::deque<SinkEvent> events_;
+  bool terminal_seen_ = false;
+  bool abandoned_ = false;
+};
+
+}  // namespace ferry::pipeline

@@ -1,0 +1,824 @@
+#include "core/pipeline/engine.h"
+
+#include <optional>
+#include <vector>
+
+#include "core/log/log.h"
+#include "core/metrics/metrics.h"
+#include "core/plugin/host_api.h"
+#include "core/sse/sse_parser.h"
+
+namespace ferry::pipeline {
+
+namespace asio = boost::asio;
+using json::Doc;
+using json::Value;
+
+std::string error_json(std::string_view message, std::string_view type, std::string_view code) {
+  Value err = {{"message", message}, {"type", type}, {"code", code.empty() ? Value(nullptr) : Value(code)}};
+  return Value{{"error", std::move(err)}}.dump(-1, ' ', false, Value::error_handler_t::replace);
+}
+
+namespace {
+
+ferry_view fv(std::string_view s) { return ferry_view{s.data(), s.size()}; }
+
+bool fails_over(int status) { return status == 408 || status == 429 || status >= 500; }
+
+// Why an attempt did not produce an answer the client got.
+struct Failure {
+  int status = 502;
+  std::string type = "upstream_error";
+  std::string code;
+  std::string message;
+  std::string retry_after;
+};
+
+Failure from_upstream(const http::UpstreamError& e, std::string_view provider) {
+  using K = http::UpstreamError::Kind;
+  Failure f;
+  f.message = "provider '" + std::string(provider) + "': " + e.message;
+  switch (e.kind) {
+    case K::kTimeout:
+      f.status = 504;
+      f.type = "timeout_error";
+      f.code = "upstream_timeout";
+      break;
+    case K::kTooLarge:
+    case K::kProtocol: f.code = "bad_upstream_response"; break;
+    default: f.code = "upstream_unavailable"; break;
+  }
+  return f;
+}
+
+// True if `text` has "usage" whose value is an object (not null): the one
+// chunk of a stream worth parsing for token counts before it is forwarded.
+bool has_usage_object(std::string_view text) {
+  for (size_t at = text.find("\"usage\""); at != std::string_view::npos;
+       at = text.find("\"usage\"", at + 7)) {
+    size_t i = at + 7;
+    while (i < text.size() && (text[i] == ' ' || text[i] == ':' || text[i] == '\n' || text[i] == '\t')) ++i;
+    if (i < text.size() && text[i] == '{') return true;
+  }
+  return false;
+}
+
+int64_t int_field(const Value& obj, const char* key) {
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_number_integer() ? it->get<int64_t>() : -1;
+}
+
+// A whole chat.completion turned into the chunks a streaming client expects,
+// for a provider that answered a streaming request in one piece.
+std::vector<std::string> response_to_chunks(const Value& r, bool include_usage) {
+  std::vector<std::string> out;
+  Value base = {{"id", r.value("id", "chatcmpl-ferry")},
+                {"object", "chat.completion.chunk"},
+                {"created", r.value("created", 0)},
+                {"model", r.value("model", "")}};
+  auto choices = r.find("choices");
+  if (choices != r.end() && choices->is_array()) {
+    for (const auto& c : *choices) {
+      Value delta = Value::object();
+      if (auto m = c.find("message"); m != c.end() && m->is_object()) delta = *m;
+      Value chunk = base;
+      chunk["choices"] =
+          Value::array({{{"index", c.value("index", 0)}, {"delta", delta}, {"finish_reason", nullptr}}});
+      out.push_back(chunk.dump());
+      chunk["choices"][0]["delta"] = Value::object();
+      chunk["choices"][0]["finish_reason"] = c.contains("finish_reason") ? c["finish_reason"] : Value("stop");
+      out.push_back(chunk.dump());
+    }
+  }
+  if (include_usage && r.contains("usage")) {
+    Value chunk = base;
+    chunk["choices"] = Value::array();
+    chunk["usage"] = r["usage"];
+    out.push_back(chunk.dump());
+  }
+  return out;
+}
+
+}  // namespace
+
+// One chat request on its way through a pipeline. Lives in the coroutine frame.
+class Call {
+ public:
+  Call(Engine& engine, RequestContext& ctx, ClientWriter& out)
+      : rt_(engine.runtime_), client_(engine.client_), options_(engine.options_), ctx_(ctx), out_(out) {}
+  ~Call() { free_filters(); }
+
+  asio::awaitable<Outcome> run();
+
+ private:
+  struct ActiveFilter {
+    const Middleware* middleware;
+    ferry_filter* filter = nullptr;
+  };
+  enum class Result { kSuccess, kFailed, kFinished };
+
+  // ---- answering the client
+  asio::awaitable<void> reply_error(int status, std::string message, std::string_view type,
+                                    std::string_view code, std::string_view retry_after = {}) {
+    o_.status = status;
+    o_.error = message;
+    if (!retry_after.empty()) ctx_.response_headers.set("retry-after", retry_after);
+    ctx_.response_started = true;
+    o_.ttfb = since_start();
+    bool sent = co_await out_.send_json(status, error_json(message, type, code), ctx_.response_headers);
+    if (!sent) o_.status = 499;
+  }
+  asio::awaitable<void> reply_failure(const Failure& f) {
+    co_await reply_error(f.status, f.message, f.type, f.code, f.retry_after);
+  }
+  std::chrono::microseconds since_start() const {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                 ctx_.received_at);
+  }
+
+  // ---- middleware hooks
+  struct HookResult {
+    ferry_status status;
+    bool timed_out = false;
+  };
+  asio::awaitable<HookResult> settle(ferry_status st) {
+    if (st != FERRY_PAUSE) co_return HookResult{st};
+    auto resumed = co_await ctx_.async->wait_resume(options_.pause_timeout);
+    if (!resumed) co_return HookResult{FERRY_ERR_INTERNAL, true};
+    co_return HookResult{*resumed};
+  }
+  std::string hook_failure(const ActiveFilter& f, const char* hook, const HookResult& r) {
+    if (r.timed_out)
+      return "middleware '" + f.middleware->name + "' paused in " + hook + " and did not resume within " +
+             std::to_string(options_.pause_timeout.count()) + " ms";
+    return "middleware '" + f.middleware->name + "' failed in " + hook + " (status " +
+           std::to_string(r.status) + ")";
+  }
+
+  asio::awaitable<bool> run_on_request();
+  asio::awaitable<bool> deliver_response(Doc& response, const Provider& p);
+  asio::awaitable<bool> deliver_chunk(std::string text);
+  asio::awaitable<void> start_stream() {
+    committed_ = true;
+    ctx_.response_started = true;
+    o_.status = 200;
+    o_.ttfb = since_start();
+    bool sent = co_await out_.start_events(ctx_.response_headers);
+    if (!sent) client_gone_ = true;
+  }
+  asio::awaitable<void> finish_stream() {
+    if (!committed_) co_await start_stream();
+    if (client_gone_) co_return;
+    bool sent = co_await out_.send_event("[DONE]");
+    if (sent) sent = co_await out_.finish_events();
+    if (!sent) client_gone_ = true;
+  }
+  asio::awaitable<void> abort_stream(const std::string& message) {
+    o_.error = message;
+    log::get().warn("[{}] stream from provider '{}' failed after it started: {}", ctx_.request_id,
+                    ctx_.provider, message);
+    metrics::Registry::global().add("ferry_stream_interruptions_total{provider=\"" + ctx_.provider + "\"}",
+                                    1);
+    if (client_gone_) co_return;
+    bool sent = co_await out_.send_event(error_json(message, "upstream_error", "stream_interrupted"));
+    if (sent) sent = co_await out_.send_event("[DONE]");
+    if (sent) sent = co_await out_.finish_events();
+    if (!sent) client_gone_ = true;
+  }
+
+  // ---- providers
+  asio::awaitable<std::optional<std::vector<const Provider*>>> choose_providers();
+  asio::awaitable<Result> attempt(const Provider& p);
+  asio::awaitable<Result> http_attempt(const Provider& p);
+  asio::awaitable<Result> serve_attempt(const Provider& p);
+  // Handles one sink event; sets done when the attempt is over.
+  asio::awaitable<Result> on_event(SinkEvent& ev, const Provider& p, bool& done);
+  void prepare_upstream_request(const Provider& p);
+
+  void complete();
+  void free_filters() {
+    for (auto& f : filters_) {
+      if (f.filter && f.middleware->plugin->vt().filter_free)
+        f.middleware->plugin->vt().filter_free(f.middleware->plugin->instance(), f.filter);
+      f.filter = nullptr;
+    }
+  }
+
+  const Runtime& rt_;
+  http::UpstreamClient& client_;
+  const EngineOptions& options_;
+  RequestContext& ctx_;
+  ClientWriter& out_;
+
+  const Pipeline* pipeline_ = nullptr;
+  std::vector<ActiveFilter> filters_;
+  bool include_usage_ = false;  // what the client asked for
+  bool committed_ = false;      // response headers are out: no more failover
+  bool client_gone_ = false;
+  bool completed_ = false;
+  Failure last_failure_;
+  Outcome o_;
+};
+
+asio::awaitable<Outcome> Engine::chat_completions(RequestContext& ctx, ClientWriter& out) {
+  Call call(*this, ctx, out);
+  co_return co_await call.run();
+}
+
+asio::awaitable<Outcome> Call::run() {
+  // ---- parse and validate: one parse, kept for the whole request
+  Value* req = ctx_.request.value();
+  if (!req) {
+    std::string why;
+    Value ignored;
+    json::parse(ctx_.request.text(), ignored, &why);
+    co_await reply_error(400, "request body is not valid JSON: " + why, "invalid_request_error",
+                         "invalid_json");
+    co_return o_;
+  }
+  if (!req->is_object()) {
+    co_await reply_error(400, "request body must be a JSON object", "invalid_request_error",
+                         "invalid_request");
+    co_return o_;
+  }
+  auto model = req->find("model");
+  if (model == req->end() || !model->is_string() || model->get_ref<const std::string&>().empty()) {
+    co_await reply_error(400, "'model' is required and must be a non-empty string", "invalid_request_error",
+                         "missing_model");
+    co_return o_;
+  }
+  auto messages = req->find("messages");
+  if (messages == req->end() || !messages->is_array() || messages->empty()) {
+    co_await reply_error(400, "'messages' is required and must be a non-empty array", "invalid_request_error",
+                         "missing_messages");
+    co_return o_;
+  }
+  if (auto s = req->find("stream"); s != req->end() && !s->is_boolean() && !s->is_null()) {
+    co_await reply_error(400, "'stream' must be true or false", "invalid_request_error", "invalid_stream");
+    co_return o_;
+  }
+  ctx_.model = model->get<std::string>();
+  pipeline_ = rt_.pipeline_for_model(ctx_.model);
+  if (!pipeline_) {
+    co_await reply_error(404,
+                         "The model '" + ctx_.model + "' does not exist or is not served by this gateway",
+                         "invalid_request_error", "model_not_found");
+    co_return o_;
+  }
+  ctx_.pipeline = o_.pipeline = pipeline_->name;
+
+  // ---- middleware, in pipeline order
+  bool proceed = co_await run_on_request();
+  if (!proceed) {
+    complete();
+    co_return o_;
+  }
+  // Middleware may have switched streaming on or off.
+  req = ctx_.request.value();
+  auto stream = req->find("stream");
+  ctx_.stream = o_.stream = stream != req->end() && stream->is_boolean() && stream->get<bool>();
+  include_usage_ = false;
+  if (auto so = req->find("stream_options"); so != req->end() && so->is_object())
+    include_usage_ = so->value("include_usage", false);
+
+  // ---- providers, in the router's order; each failure may fail over
+  auto order = co_await choose_providers();
+  if (!order) {
+    complete();
+    co_return o_;
+  }
+  std::vector<Failure> failures;
+  for (const Provider* p : *order) {
+    ctx_.provider = p->name;
+    o_.tried += (o_.tried.empty() ? "" : ",") + p->name;
+    ++o_.attempts;
+    auto started = std::chrono::steady_clock::now();
+    p->stats.in_flight.fetch_add(1, std::memory_order_relaxed);
+    Result r = co_await attempt(*p);
+    p->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
+    auto us =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+    bool provider_ok = r != Result::kFailed || !fails_over(last_failure_.status);
+    p->stats.record(provider_ok, static_cast<uint64_t>(us.count()));
+    metrics::Registry::global().add("ferry_upstream_attempts_total{provider=\"" + p->name + "\",outcome=\"" +
+                                        (r == Result::kFailed ? "failed" : "ok") + "\"}",
+                                    1);
+    if (r != Result::kFailed) {
+      o_.provider = p->name;
+      break;
+    }
+    failures.push_back(last_failure_);
+    if (!fails_over(last_failure_.status)) {
+      // The request itself is wrong: another provider would refuse it too.
+      co_await reply_failure(last_failure_);
+      break;
+    }
+    if (p != order->back())
+      log::get().info("[{}] provider '{}' failed ({}); failing over", ctx_.request_id, p->name,
+                      last_failure_.message);
+  }
+  if (o_.status == 0) {
+    // Every candidate failed with a provider-side error.
+    Failure all;
+    if (failures.size() == 1) {
+      all = failures.front();
+    } else {
+      bool all_timeouts = true;
+      bool all_limited = true;
+      all.message = "all " + std::to_string(failures.size()) + " providers failed: ";
+      for (size_t i = 0; i < failures.size(); ++i) {
+        all_timeouts = all_timeouts && failures[i].status == 504;
+        all_limited = all_limited && failures[i].status == 429;
+        all.message += (i ? "; " : "") + failures[i].message;
+      }
+      all.status = all_timeouts ? 504 : all_limited ? 429 : 502;
+      all.type = all_timeouts ? "timeout_error" : all_limited ? "rate_limit_error" : "upstream_error";
+      all.code = "all_providers_failed";
+      if (all_limited) all.retry_after = failures.back().retry_after;
+    }
+    co_await reply_failure(all);
+  }
+  if (client_gone_) o_.status = 499;
+  complete();
+  co_return o_;
+}
+
+asio::awaitable<bool> Call::run_on_request() {
+  filters_.reserve(pipeline_->middleware.size());
+  for (const Middleware* m : pipeline_->middleware) {
+    ActiveFilter f{m};
+    const auto& vt = m->plugin->vt();
+    if (vt.filter_new) {
+      ferry_status st = vt.filter_new(m->plugin->instance(), plugin::handle(&ctx_), &f.filter);
+      if (st != FERRY_OK) {
+        co_await reply_error(
+            500, "middleware '" + m->name + "' failed to start (status " + std::to_string(st) + ")",
+            "server_error", "plugin_error");
+        co_return false;
+      }
+    }
+    filters_.push_back(f);
+    if (!vt.on_request) continue;
+    ferry_status st =
+        vt.on_request(m->plugin->instance(), f.filter, plugin::handle(&ctx_), plugin::handle(&ctx_.request));
+    ctx_.request.clear_scratch();
+    HookResult r = co_await settle(st);
+    if (r.status == FERRY_CONTINUE) {
+      if (!ctx_.request.value() || !ctx_.request.value()->is_object()) {
+        co_await reply_error(500, "middleware '" + m->name + "' left the request without a JSON object",
+                             "server_error", "plugin_error");
+        co_return false;
+      }
+      continue;
+    }
+    if (r.status == FERRY_RESPOND && ctx_.respond_status) {
+      o_.status = ctx_.respond_status;
+      o_.provider = "";
+      ctx_.response_started = true;
+      o_.ttfb = since_start();
+      bool sent = co_await out_.send_json(ctx_.respond_status, ctx_.respond_body, ctx_.response_headers);
+      if (!sent) o_.status = 499;
+      if (ctx_.respond_status >= 400) o_.error = "answered by middleware '" + m->name + "'";
+      co_return false;
+    }
+    co_await reply_error(r.timed_out ? 504 : 500, hook_failure(f, "on_request", r),
+                         r.timed_out ? "timeout_error" : "server_error", "plugin_error");
+    co_return false;
+  }
+  co_return true;
+}
+
+asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_providers() {
+  const auto& candidates = pipeline_->providers;
+  if (const std::string* pinned = ctx_.client_headers.get("x-ferry-provider")) {
+    for (const Provider* p : candidates)
+      if (p->name == *pinned) co_return std::vector<const Provider*>{p};
+    std::string names;
+    for (const Provider* p : candidates) names += (names.empty() ? "" : ", ") + p->name;
+    co_await reply_error(404,
+                         "provider '" + *pinned + "' (x-ferry-provider) is not part of pipeline '" +
+                             pipeline_->name + "' (available: " + names + ")",
+                         "invalid_request_error", "provider_not_found");
+    co_return std::nullopt;
+  }
+  const size_t n = candidates.size();
+  std::vector<ferry_candidate> info(n);
+  std::vector<const ferry_candidate*> ptrs(n);
+  for (size_t i = 0; i < n; ++i) {
+    const auto& s = candidates[i]->stats;
+    info[i] = ferry_candidate{sizeof(ferry_candidate),
+                              fv(candidates[i]->name),
+                              s.healthy() ? 1u : 0u,
+                              s.in_flight.load(std::memory_order_relaxed),
+                              s.latency_ewma_us.load(std::memory_order_relaxed),
+                              s.error_rate_ppm.load(std::memory_order_relaxed) / 1e6};
+    ptrs[i] = &info[i];
+  }
+  std::vector<size_t> order(n);
+  size_t len = 0;
+  const auto& router = *pipeline_->router;
+  ferry_status st = router.vt().route(router.instance(), plugin::handle(&ctx_), plugin::handle(&ctx_.request),
+                                      ptrs.data(), n, order.data(), &len);
+  ctx_.request.clear_scratch();
+  std::vector<const Provider*> chosen;
+  std::vector<bool> seen(n);
+  bool valid = st == FERRY_OK && len <= n;
+  for (size_t i = 0; valid && i < len; ++i) {
+    valid = order[i] < n && !seen[order[i]];
+    if (valid) {
+      seen[order[i]] = true;
+      chosen.push_back(candidates[order[i]]);
+    }
+  }
+  if (!valid) {
+    co_await reply_error(500,
+                         "router '" + pipeline_->router_name + "' of pipeline '" + pipeline_->name +
+                             "' failed (status " + std::to_string(st) + ")",
+                         "server_error", "plugin_error");
+    co_return std::nullopt;
+  }
+  if (chosen.empty()) {
+    co_await reply_error(503, "router '" + pipeline_->router_name + "' found no provider for this request",
+                         "upstream_error", "no_provider");
+    co_return std::nullopt;
+  }
+  co_return chosen;
+}
+
+void Call::prepare_upstream_request(const Provider& p) {
+  // For accounting the host wants usage at the end of every stream; the chunk
+  // carrying it is withheld from clients that did not ask for it.
+  if (!ctx_.stream || include_usage_) return;
+  Value* req = ctx_.request.value();
+  auto so = req->find("stream_options");
+  bool has = so != req->end() && so->is_object() && so->value("include_usage", false);
+  if (p.stream_usage && !has) {
+    (*req)["stream_options"]["include_usage"] = true;
+    ctx_.request.changed();
+  } else if (!p.stream_usage && has) {
+    (*req)["stream_options"].erase("include_usage");
+    if ((*req)["stream_options"].empty()) req->erase("stream_options");
+    ctx_.request.changed();
+  }
+}
+
+asio::awaitable<Call::Result> Call::attempt(const Provider& p) {
+  prepare_upstream_request(p);
+  Result r;
+  if (p.serves())
+    r = co_await serve_attempt(p);
+  else
+    r = co_await http_attempt(p);
+  co_return r;
+}
+
+asio::awaitable<Call::Result> Call::on_event(SinkEvent& ev, const Provider& p, bool& done) {
+  using K = SinkEvent::Kind;
+  done = true;
+  switch (ev.kind) {
+    case K::kError: {
+      Failure f;
+      f.status = ev.status;
+      f.type = ev.type.empty() ? "upstream_error" : ev.type;
+      f.message = "provider '" + p.name + "': " + ev.message;
+      if (committed_) {
+        co_await abort_stream(f.message);
+        co_return Result::kFinished;
+      }
+      last_failure_ = std::move(f);
+      co_return Result::kFailed;
+    }
+    case K::kResponse: {
+      if (ctx_.stream) {
+        // The provider answered in one piece: replay it as a stream.
+        Doc whole = Doc::from_text(std::move(ev.json));
+        if (!whole.value() || !whole.value()->is_object()) break;
+        for (auto& chunk : response_to_chunks(*whole.value(), true)) {
+          bool delivered = co_await deliver_chunk(std::move(chunk));
+          if (!delivered) co_return Result::kFinished;
+        }
+        co_await finish_stream();
+        co_return Result::kSuccess;
+      }
+      Doc response = Doc::from_text(std::move(ev.json));
+      if (!response.value() || !response.value()->is_object()) break;
+      bool delivered = co_await deliver_response(response, p);
+      co_return delivered ? Result::kSuccess : Result::kFinished;
+    }
+    case K::kChunk: {
+      if (!ctx_.stream) break;
+      done = false;
+      bool delivered = co_await deliver_chunk(std::move(ev.json));
+      if (!delivered) {
+        done = true;
+        co_return committed_ ? Result::kFinished : Result::kFailed;
+      }
+      co_return Result::kSuccess;
+    }
+    case K::kDone: {
+      if (!ctx_.stream) break;
+      co_await finish_stream();
+      co_return Result::kSuccess;
+    }
+  }
+  // An answer of the wrong shape for this request: the provider is broken.
+  std::string why = ev.kind == K::kChunk  ? "streamed an answer to a non-streaming request"
+                    : ev.kind == K::kDone ? "ended without an answer"
+                                          : "returned a response that is not a JSON object";
+  if (committed_) {
+    co_await abort_stream("provider '" + p.name + "' " + why);
+    co_return Result::kFinished;
+  }
+  last_failure_ =
+      Failure{502, "upstream_error", "bad_upstream_response", "provider '" + p.name + "' " + why, {}};
+  co_return Result::kFailed;
+}
+
+asio::awaitable<Call::Result> Call::serve_attempt(const Provider& p) {
+  Sink* sink = ctx_.new_sink();
+  const auto& vt = p.plugin->vt();
+  ferry_status st = vt.serve(p.plugin->instance(), plugin::handle(&ctx_), plugin::handle(&ctx_.request),
+                             plugin::handle(sink));
+  ctx_.request.clear_scratch();
+  if (st != FERRY_OK && st != FERRY_PAUSE && sink->drain().empty()) {
+    last_failure_ = Failure{502,
+                            "upstream_error",
+                            "provider_error",
+                            "provider '" + p.name + "' failed to serve (status " + std::to_string(st) + ")",
+                            {}};
+    co_return Result::kFailed;
+  }
+  for (;;) {
+    bool woke = co_await sink->wait(p.timeouts.read);
+    if (!woke) {
+      sink->abandon();
+      std::string msg =
+          "provider '" + p.name + "' produced nothing for " + std::to_string(p.timeouts.read.count()) + " ms";
+      if (committed_) {
+        co_await abort_stream(msg);
+        co_return Result::kFinished;
+      }
+      last_failure_ = Failure{504, "timeout_error", "upstream_timeout", msg, {}};
+      co_return Result::kFailed;
+    }
+    for (auto& ev : sink->drain()) {
+      bool done = false;
+      Result r = co_await on_event(ev, p, done);
+      if (done || r != Result::kSuccess) {
+        sink->abandon();
+        co_return r;
+      }
+    }
+  }
+}
+
+asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
+  const auto& vt = p.plugin->vt();
+  plugin::UpstreamBuild build;
+  ferry_status st = vt.build_request(p.plugin->instance(), plugin::handle(&ctx_),
+                                     plugin::handle(&ctx_.request), plugin::handle(&build));
+  ctx_.request.clear_scratch();
+  if (st != FERRY_OK || build.request.url.empty()) {
+    last_failure_ = Failure{
+        502,
+        "upstream_error",
+        "provider_error",
+        "provider '" + p.name + "' could not build the upstream request (status " + std::to_string(st) + ")",
+        {}};
+    co_return Result::kFailed;
+  }
+  for (const auto& h : ctx_.upstream_headers) build.request.headers.set(h.name, h.value);
+  if (build.body_doc) build.request.body.assign(build.body_doc->text());
+
+  auto sent = co_await client_.send(build.request, p.timeouts);
+  if (sent.error) {
+    last_failure_ = from_upstream(sent.error, p.name);
+    co_return Result::kFailed;
+  }
+  auto& ex = *sent.exchange;
+  const std::string* content_type = ex.headers().get("content-type");
+  bool sse = ctx_.stream && ex.status() == 200 && vt.parse_event && content_type &&
+             content_type->starts_with("text/event-stream");
+  Sink* sink = ctx_.new_sink();
+
+  if (!sse) {
+    std::string body;
+    auto err = co_await ex.read_all(body, options_.max_upstream_body);
+    if (err) {
+      last_failure_ = from_upstream(err, p.name);
+      co_return Result::kFailed;
+    }
+    Doc body_doc = Doc::from_text(std::move(body));
+    std::string_view text = body_doc.text();
+    ferry_http_response resp{sizeof(ferry_http_response), ex.status(), fv(text),
+                             plugin::handle(&ex.headers()), plugin::handle(&body_doc)};
+    st = vt.parse_response(p.plugin->instance(), plugin::handle(&ctx_), &resp, plugin::handle(sink));
+    auto events = sink->drain();
+    if (events.empty()) {
+      last_failure_ =
+          Failure{502,
+                  "upstream_error",
+                  "bad_upstream_response",
+                  "provider '" + p.name + "': its adapter could not read the upstream answer (HTTP " +
+                      std::to_string(ex.status()) + ", status " + std::to_string(st) + ")",
+                  {}};
+      co_return Result::kFailed;
+    }
+    for (auto& ev : events) {
+      bool done = false;
+      Result r = co_await on_event(ev, p, done);
+      if (r == Result::kFailed) {
+        if (const std::string* ra = ex.headers().get("retry-after")) last_failure_.retry_after = *ra;
+      }
+      if (done || r != Result::kSuccess) co_return r;
+    }
+    // A non-streamed answer whose events did not finish it.
+    last_failure_ = Failure{502,
+                            "upstream_error",
+                            "bad_upstream_response",
+                            "provider '" + p.name + "' gave an incomplete answer",
+                            {}};
+    co_return Result::kFailed;
+  }
+
+  // Server-Sent Events: forward each chunk as soon as it is parsed.
+  ferry_stream* state = nullptr;
+  if (vt.stream_open && vt.stream_open(p.plugin->instance(), plugin::handle(&ctx_), &state) != FERRY_OK) {
+    last_failure_ = Failure{502,
+                            "upstream_error",
+                            "provider_error",
+                            "provider '" + p.name + "' could not start reading the stream",
+                            {}};
+    co_return Result::kFailed;
+  }
+  struct StreamCloser {
+    const Provider& p;
+    ferry_stream* state;
+    ~StreamCloser() {
+      if (p.plugin->vt().stream_close) p.plugin->vt().stream_close(p.plugin->instance(), state);
+    }
+  } closer{p, state};
+
+  sse::Parser parser;
+  std::string bytes;
+  ferry_status adapter_status = FERRY_OK;
+  for (;;) {
+    bytes.clear();
+    bool eof = false;
+    auto err = co_await ex.read_some(bytes, &eof);
+    if (err) {
+      Failure f = from_upstream(err, p.name);
+      if (committed_) {
+        co_await abort_stream(f.message);
+        co_return Result::kFinished;
+      }
+      last_failure_ = std::move(f);
+      co_return Result::kFailed;
+    }
+    bool ok = parser.feed(bytes, [&](const sse::Event& e) {
+      if (adapter_status != FERRY_OK || sink->terminated()) return;
+      Doc data = Doc::from_text(e.data);
+      ferry_sse_event ev{sizeof(ferry_sse_event), fv(e.event), fv(e.data), fv(e.id), plugin::handle(&data)};
+      adapter_status =
+          vt.parse_event(p.plugin->instance(), state, plugin::handle(&ctx_), &ev, plugin::handle(sink));
+    });
+    if (!ok || adapter_status != FERRY_OK) {
+      std::string msg = !ok ? "provider '" + p.name + "' sent an oversized stream event"
+                            : "provider '" + p.name + "': its adapter rejected a stream event (status " +
+                                  std::to_string(adapter_status) + ")";
+      if (committed_) {
+        co_await abort_stream(msg);
+        co_return Result::kFinished;
+      }
+      last_failure_ = Failure{502, "upstream_error", "bad_upstream_response", msg, {}};
+      co_return Result::kFailed;
+    }
+    for (auto& ev : sink->drain()) {
+      bool done = false;
+      Result r = co_await on_event(ev, p, done);
+      if (done || r != Result::kSuccess) co_return r;
+    }
+    if (eof) {
+      std::string msg = "provider '" + p.name + "' closed the stream before it finished";
+      if (committed_) {
+        co_await abort_stream(msg);
+        co_return Result::kFinished;
+      }
+      last_failure_ = Failure{502, "upstream_error", "stream_interrupted", msg, {}};
+      co_return Result::kFailed;
+    }
+  }
+}
+
+asio::awaitable<bool> Call::deliver_response(Doc& response, const Provider& p) {
+  Value* v = response.value();
+  if (auto u = v->find("usage"); u != v->end() && u->is_object()) {
+    o_.prompt_tokens = int_field(*u, "prompt_tokens");
+    o_.completion_tokens = int_field(*u, "completion_tokens");
+  }
+  for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
+    const auto& vt = it->middleware->plugin->vt();
+    if (!vt.on_response) continue;
+    ferry_status st = vt.on_response(it->middleware->plugin->instance(), it->filter, plugin::handle(&ctx_),
+                                     plugin::handle(&response));
+    response.clear_scratch();
+    HookResult r = co_await settle(st);
+    if (r.status == FERRY_CONTINUE && response.value() && response.value()->is_object()) continue;
+    if (r.status == FERRY_RESPOND && ctx_.respond_status) {
+      o_.status = ctx_.respond_status;
+      ctx_.response_started = true;
+      o_.ttfb = since_start();
+      bool sent = co_await out_.send_json(ctx_.respond_status, ctx_.respond_body, ctx_.response_headers);
+      if (!sent) o_.status = 499;
+      co_return true;
+    }
+    co_await reply_error(r.timed_out ? 504 : 500, hook_failure(*it, "on_response", r),
+                         r.timed_out ? "timeout_error" : "server_error", "plugin_error");
+    co_return true;
+  }
+  (void)p;
+  o_.status = 200;
+  ctx_.response_started = true;
+  o_.ttfb = since_start();
+  bool sent = co_await out_.send_json(200, response.text(), ctx_.response_headers);
+  if (!sent) o_.status = 499;
+  co_return true;
+}
+
+asio::awaitable<bool> Call::deliver_chunk(std::string text) {
+  if (client_gone_) co_return false;
+  Doc chunk = Doc::from_text(std::move(text));
+  // Parsing every chunk is the price of never forwarding garbage as if it
+  // were an answer, and it makes the tree free for on_chunk hooks.
+  Value* v = chunk.value();
+  if (!v || !v->is_object()) {
+    std::string msg = "provider '" + ctx_.provider + "' sent a stream chunk that is not a JSON object";
+    if (!committed_) {
+      last_failure_ = Failure{502, "upstream_error", "bad_upstream_response", msg, {}};
+      co_return false;
+    }
+    co_await abort_stream(msg);
+    co_return false;
+  }
+  if (has_usage_object(chunk.text())) {
+    const Value& u = (*v)["usage"];
+    o_.prompt_tokens = int_field(u, "prompt_tokens");
+    o_.completion_tokens = int_field(u, "completion_tokens");
+    if (!include_usage_) {
+      auto choices = v->find("choices");
+      if (choices == v->end() || (choices->is_array() && choices->empty())) co_return true;  // withheld
+      v->erase("usage");
+      chunk.changed();
+    }
+  }
+  for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
+    const auto& vt = it->middleware->plugin->vt();
+    if (!vt.on_chunk) continue;
+    ferry_status st = vt.on_chunk(it->middleware->plugin->instance(), it->filter, plugin::handle(&ctx_),
+                                  plugin::handle(&chunk));
+    chunk.clear_scratch();
+    HookResult r = co_await settle(st);
+    if (r.status == FERRY_CONTINUE && chunk.value() && chunk.value()->is_object()) continue;
+    std::string msg = hook_failure(*it, "on_chunk", r);
+    if (!committed_) co_await start_stream();
+    co_await abort_stream(msg);
+    co_return false;
+  }
+  if (!committed_) co_await start_stream();
+  if (client_gone_) co_return false;
+  bool sent = co_await out_.send_event(chunk.text());
+  if (!sent) {
+    client_gone_ = true;
+    co_return false;
+  }
+  co_return true;
+}
+
+void Call::complete() {
+  if (completed_) return;
+  completed_ = true;
+  auto latency = since_start();
+  ferry_request_summary s{};
+  s.struct_size = sizeof s;
+  s.request_id = fv(ctx_.request_id);
+  s.pipeline = fv(ctx_.pipeline);
+  s.model = fv(ctx_.model);
+  s.provider = fv(o_.provider);
+  s.providers_tried = fv(o_.tried);
+  s.error = fv(o_.error);
+  s.status = o_.status;
+  s.stream = o_.stream ? 1 : 0;
+  s.attempts = o_.attempts;
+  s.latency_us = static_cast<uint64_t>(latency.count());
+  s.ttfb_us = static_cast<uint64_t>(o_.ttfb.count());
+  s.prompt_tokens = o_.prompt_tokens;
+  s.completion_tokens = o_.completion_tokens;
+  for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
+    const auto& vt = it->middleware->plugin->vt();
+    if (vt.on_complete)
+      vt.on_complete(it->middleware->plugin->instance(), it->filter, plugin::handle(&ctx_), &s);
+  }
+  free_filters();
+}
+
+}  // namespace ferry::pipeline

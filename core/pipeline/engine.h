@@ -1,0 +1,72 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include <boost/asio/awaitable.hpp>
+
+#include "core/http/upstream_client.h"
+#include "core/pipeline/request_context.h"
+#include "core/pipeline/runtime.h"
+#include "core/util/headers.h"
+
+namespace ferry::pipeline {
+
+// How the engine answers the client; implemented by the frontend server so the
+// engine never sees sockets. Every call returns false once the client is gone.
+class ClientWriter {
+ public:
+  virtual ~ClientWriter() = default;
+  virtual boost::asio::awaitable<bool> send_json(int status, std::string_view body,
+                                                 const util::Headers& headers) = 0;
+  // A 200 text/event-stream response whose body follows in events.
+  virtual boost::asio::awaitable<bool> start_events(const util::Headers& headers) = 0;
+  // Sends "data: <data>\n\n" at once (no buffering).
+  virtual boost::asio::awaitable<bool> send_event(std::string_view data) = 0;
+  virtual boost::asio::awaitable<bool> finish_events() = 0;
+};
+
+// What happened to a request, for the access log and metrics.
+struct Outcome {
+  int status = 0;     // HTTP status sent (499: the client went away first)
+  std::string error;  // what went wrong, empty on success
+  std::string pipeline;
+  std::string provider;  // the provider that answered
+  std::string tried;     // providers attempted, comma-separated, in order
+  uint32_t attempts = 0;
+  int64_t prompt_tokens = -1;
+  int64_t completion_tokens = -1;
+  std::chrono::microseconds ttfb{0};
+  bool stream = false;
+};
+
+struct EngineOptions {
+  std::chrono::milliseconds pause_timeout{30'000};  // for a middleware hook that returned PAUSE
+  size_t max_upstream_body = 64 * 1024 * 1024;
+};
+
+// Runs chat requests through a pipeline. One per worker thread.
+class Engine {
+ public:
+  Engine(const Runtime& runtime, http::UpstreamClient& client, EngineOptions options = {})
+      : runtime_(runtime), client_(client), options_(options) {}
+
+  // POST /v1/chat/completions; ctx.request holds the body. Always answers the
+  // client unless it went away.
+  boost::asio::awaitable<Outcome> chat_completions(RequestContext& ctx, ClientWriter& out);
+
+  const Runtime& runtime() const { return runtime_; }
+
+ private:
+  friend class Call;
+  const Runtime& runtime_;
+  http::UpstreamClient& client_;
+  EngineOptions options_;
+};
+
+// {"error":{"message":..,"type":..,"code":..}}, the OpenAI error shape.
+std::string error_json(std::string_view message, std::string_view type, std::string_view code);
+
+}  // namespace ferry::pipeline

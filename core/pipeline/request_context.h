@@ -1,0 +1,58 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+
+#include "core/json/doc.h"
+#include "core/pipeline/async_state.h"
+#include "core/util/headers.h"
+
+namespace ferry::pipeline {
+
+// Everything the host knows about one client request: what ferry_ctx points to.
+// Lives on the worker thread that accepted the request, from the moment the
+// request is read until on_complete has run.
+class RequestContext {
+ public:
+  RequestContext(boost::asio::any_io_executor executor, std::string request_id)
+      : async(std::make_shared<AsyncState>(std::move(executor))), request_id(std::move(request_id)) {}
+  ~RequestContext() { async->end(); }
+  RequestContext(const RequestContext&) = delete;
+  RequestContext& operator=(const RequestContext&) = delete;
+
+  std::shared_ptr<AsyncState> async;
+
+  std::string request_id;
+  std::string client_addr;
+  std::string pipeline;
+  std::string model;
+  std::string provider;  // current attempt
+  bool stream = false;
+  util::Headers client_headers;
+  std::chrono::steady_clock::time_point received_at = std::chrono::steady_clock::now();
+
+  json::Doc request;  // the canonical request, edited by middleware
+
+  util::Headers upstream_headers;  // added to every upstream request
+  util::Headers response_headers;  // added to the client response
+  bool response_started = false;
+
+  // Set by ctx_respond for a hook that returns FERRY_RESPOND.
+  int respond_status = 0;
+  std::string respond_body;
+
+  // Documents created by plugins (json_new / json_copy), freed with the request.
+  json::Doc* new_doc(json::Doc doc) { return &owned_docs_.emplace_back(std::move(doc)); }
+  // Sinks stay valid for the request's whole life: a serve() provider may still
+  // hold one after the host gave up on its attempt.
+  Sink* new_sink() { return sinks_.emplace_back(std::make_shared<Sink>(async)).get(); }
+
+ private:
+  std::deque<json::Doc> owned_docs_;
+  std::deque<std::shared_ptr<Sink>> sinks_;
+};
+
+}  // namespace ferry::pipeline

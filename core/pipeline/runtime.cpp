@@ -1,0 +1,141 @@
+#include "core/pipeline/runtime.h"
+
+#include "core/json/doc.h"
+#include "core/plugin/host_api.h"
+
+namespace ferry::pipeline {
+
+void ProviderStats::record(bool ok, uint64_t latency_us) {
+  attempts.fetch_add(1, std::memory_order_relaxed);
+  if (ok) {
+    consecutive_failures.store(0, std::memory_order_relaxed);
+    // EWMA with alpha = 1/8; a lost update under a race only delays smoothing.
+    uint64_t old = latency_ewma_us.load(std::memory_order_relaxed);
+    latency_ewma_us.store(old == 0 ? latency_us : old - old / 8 + latency_us / 8, std::memory_order_relaxed);
+  } else {
+    failures.fetch_add(1, std::memory_order_relaxed);
+    consecutive_failures.fetch_add(1, std::memory_order_relaxed);
+  }
+  uint32_t rate = error_rate_ppm.load(std::memory_order_relaxed);
+  uint32_t sample = ok ? 0 : 1'000'000;
+  error_rate_ppm.store(rate - rate / 16 + sample / 16, std::memory_order_relaxed);
+}
+
+namespace {
+
+template <class Vtable>
+std::unique_ptr<Instance<Vtable>> create_instance(plugin::Registry& registry, ferry_plugin_kind kind,
+                                                  const config::PluginBlock& block,
+                                                  const Vtable* ferry_plugin_info::*field,
+                                                  std::vector<config::Diagnostic>& errors) {
+  std::string err;
+  auto lib = registry.find(kind, block.plugin, &err);
+  if (!lib) {
+    errors.push_back({block.pos, block.title + ": " + err});
+    return nullptr;
+  }
+  const Vtable* vt = lib->info().*field;
+  json::Doc options = json::Doc::from_value(block.options);
+  ferry_instance* instance = nullptr;
+  size_t before = errors.size();
+  ferry_status st;
+  {
+    plugin::ConfigErrorScope scope(plugin::handle(&options), block, errors);
+    st = vt->create(plugin::handle(&options), &instance);
+  }
+  if (st != FERRY_OK || errors.size() != before) {
+    if (instance) vt->destroy(instance);
+    if (errors.size() == before)
+      errors.push_back({block.pos, block.title + ": plugin '" + lib->name() +
+                                       "' refused its configuration (status " + std::to_string(st) + ")"});
+    return nullptr;
+  }
+  return std::make_unique<Instance<Vtable>>(std::move(lib), *vt, instance);
+}
+
+}  // namespace
+
+Runtime::~Runtime() {
+  // Instances go before the registry unloads their libraries.
+  pipelines_.clear();
+  middleware_.clear();
+  providers_.clear();
+}
+
+std::unique_ptr<Runtime> Runtime::build(std::shared_ptr<const config::Config> cfg,
+                                        std::vector<config::Diagnostic>& errors) {
+  std::vector<std::string> dirs = cfg->plugin_dirs;
+  for (auto& d : plugin::Registry::default_dirs()) dirs.push_back(std::move(d));
+  std::unique_ptr<Runtime> rt(new Runtime(std::move(dirs)));
+  rt->config_ = cfg;
+  size_t before = errors.size();
+
+  for (const auto& pc : cfg->providers) {
+    auto p = std::make_unique<Provider>();
+    p->name = pc.block.name;
+    p->timeouts.connect = std::chrono::milliseconds(pc.connect_timeout_ms);
+    p->timeouts.read = std::chrono::milliseconds(pc.read_timeout_ms);
+    p->stream_usage = pc.stream_usage;
+    p->plugin =
+        create_instance(rt->registry_, FERRY_KIND_PROVIDER, pc.block, &ferry_plugin_info::provider, errors);
+    if (p->plugin) rt->providers_.push_back(std::move(p));
+  }
+
+  auto find_provider = [&](std::string_view name) -> const Provider* {
+    for (const auto& p : rt->providers_)
+      if (p->name == name) return p.get();
+    return nullptr;
+  };
+  auto find_middleware = [&](std::string_view name) -> const Middleware* {
+    for (const auto& m : rt->middleware_)
+      if (m->name == name) return m.get();
+    return nullptr;
+  };
+
+  for (const auto& pc : cfg->pipelines) {
+    auto pl = std::make_unique<Pipeline>();
+    pl->name = pc.name;
+    pl->models = pc.models;
+    for (const auto& name : pc.providers)
+      if (auto p = find_provider(name)) pl->providers.push_back(p);
+    pl->router_name = pc.router.plugin;
+    pl->router =
+        create_instance(rt->registry_, FERRY_KIND_ROUTER, pc.router, &ferry_plugin_info::router, errors);
+    for (size_t i = 0; i < pc.middleware.size(); ++i) {
+      const auto& name = pc.middleware[i];
+      const Middleware* m = find_middleware(name);
+      if (!m) {
+        // A middleware named in a pipeline without its own [middleware.NAME]
+        // table is that plugin with default options.
+        config::PluginBlock implicit;
+        const config::PluginBlock* block = cfg->middleware_block(name);
+        if (!block) {
+          implicit.name = implicit.plugin = name;
+          implicit.title = "middleware '" + name + "' of [pipelines." + pc.name + "]";
+          implicit.pos = pc.middleware_pos[i];
+          block = &implicit;
+        }
+        auto mw = std::make_unique<Middleware>();
+        mw->name = name;
+        mw->plugin = create_instance(rt->registry_, FERRY_KIND_MIDDLEWARE, *block,
+                                     &ferry_plugin_info::middleware, errors);
+        if (!mw->plugin) continue;
+        m = mw.get();
+        rt->middleware_.push_back(std::move(mw));
+      }
+      pl->middleware.push_back(m);
+    }
+    for (const auto& model : pl->models) rt->by_model_[model] = pl.get();
+    rt->pipelines_.push_back(std::move(pl));
+  }
+
+  if (errors.size() != before) return nullptr;
+  return rt;
+}
+
+const Pipeline* Runtime::pipeline_for_model(std::string_view model) const {
+  auto it = by_model_.find(std::string(model));
+  return it == by_model_.end() ? nullptr : it->second;
+}
+
+}  // namespace ferry::pipeline

@@ -1,0 +1,110 @@
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <ferry/ferry.h>
+
+#include "core/config/config.h"
+#include "core/http/upstream_client.h"
+#include "core/plugin/plugin_library.h"
+
+namespace ferry::pipeline {
+
+// Live numbers about a provider, shared by all worker threads.
+struct ProviderStats {
+  std::atomic<uint32_t> in_flight{0};
+  std::atomic<uint64_t> latency_ewma_us{0};
+  std::atomic<uint32_t> consecutive_failures{0};
+  std::atomic<uint64_t> attempts{0};
+  std::atomic<uint64_t> failures{0};
+  // Smoothed failure fraction, in millionths (atomics of double are slow to CAS).
+  std::atomic<uint32_t> error_rate_ppm{0};
+
+  void record(bool ok, uint64_t latency_us);
+  bool healthy() const { return consecutive_failures.load(std::memory_order_relaxed) < kUnhealthyAfter; }
+  static constexpr uint32_t kUnhealthyAfter = 5;
+};
+
+// A plugin instance: one configured block, with the plugin's vtable copied into
+// a host-sized struct so that members a 1.0 plugin does not have read as NULL.
+template <class Vtable>
+class Instance {
+ public:
+  Instance(std::shared_ptr<plugin::PluginLibrary> lib, const Vtable& vt, ferry_instance* instance)
+      : lib_(std::move(lib)), instance_(instance) {
+    std::memcpy(&vt_, &vt, std::min(vt.struct_size, sizeof vt_));
+  }
+  ~Instance() {
+    if (vt_.destroy && instance_) vt_.destroy(instance_);
+  }
+  Instance(const Instance&) = delete;
+  Instance& operator=(const Instance&) = delete;
+
+  const Vtable& vt() const { return vt_; }
+  ferry_instance* instance() const { return instance_; }
+  plugin::PluginLibrary& library() const { return *lib_; }
+
+ private:
+  std::shared_ptr<plugin::PluginLibrary> lib_;
+  Vtable vt_{};
+  ferry_instance* instance_;
+};
+
+struct Provider {
+  std::string name;
+  http::Timeouts timeouts;
+  bool stream_usage = true;
+  std::unique_ptr<Instance<ferry_provider_vtable>> plugin;
+  mutable ProviderStats stats;
+  bool serves() const { return plugin->vt().serve != nullptr; }
+};
+
+struct Middleware {
+  std::string name;
+  std::unique_ptr<Instance<ferry_middleware_vtable>> plugin;
+};
+
+struct Pipeline {
+  std::string name;
+  std::vector<std::string> models;
+  std::vector<const Provider*> providers;
+  std::string router_name;
+  std::unique_ptr<Instance<ferry_router_vtable>> router;
+  std::vector<const Middleware*> middleware;
+};
+
+// Everything built from a config: loaded plugins and their instances.
+// Immutable once built; shared by all workers.
+class Runtime {
+ public:
+  // Loads the plugins the config names and creates their instances. On any
+  // problem returns null and fills `errors` (file:line:col each).
+  static std::unique_ptr<Runtime> build(std::shared_ptr<const config::Config> config,
+                                        std::vector<config::Diagnostic>& errors);
+  ~Runtime();
+
+  const Pipeline* pipeline_for_model(std::string_view model) const;
+  const std::vector<std::unique_ptr<Pipeline>>& pipelines() const { return pipelines_; }
+  const std::vector<std::unique_ptr<Provider>>& providers() const { return providers_; }
+  const config::Config& config() const { return *config_; }
+
+ private:
+  explicit Runtime(std::vector<std::string> dirs) : registry_(std::move(dirs)) {}
+
+  plugin::Registry registry_;  // declared first: libraries outlive the instances below
+  std::shared_ptr<const config::Config> config_;
+  std::vector<std::unique_ptr<Provider>> providers_;
+  std::vector<std::unique_ptr<Middleware>> middleware_;
+  std::vector<std::unique_ptr<Pipeline>> pipelines_;
+  std::unordered_map<std::string, const Pipeline*> by_model_;
+};
+
+}  // namespace ferry::pipeline

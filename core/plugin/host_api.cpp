@@ -1,0 +1,420 @@
+#include "core/plugin/host_api.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
+#include "core/http/url.h"
+#include "core/log/log.h"
+#include "core/metrics/metrics.h"
+#include "core/plugin/plugin_library.h"
+
+namespace ferry::plugin {
+namespace {
+
+using json::Value;
+
+std::string_view sv(ferry_view v) { return v.ptr ? std::string_view(v.ptr, v.len) : std::string_view(); }
+ferry_view fv(std::string_view s) { return ferry_view{s.data(), s.size()}; }
+
+thread_local ConfigErrorScope* g_scope = nullptr;
+
+// ---------------------------------------------------------------- diagnostics
+
+void host_log(ferry_plugin_handle* self, const ferry_ctx* c, ferry_log_level level, ferry_view message) {
+  static constexpr spdlog::level::level_enum kLevels[] = {spdlog::level::trace, spdlog::level::debug,
+                                                          spdlog::level::info, spdlog::level::warn,
+                                                          spdlog::level::err};
+  auto lvl = level >= 0 && level <= 4 ? kLevels[level] : spdlog::level::err;
+  auto& logger = log::get();
+  if (!logger.should_log(lvl)) return;
+  std::string_view name = self ? std::string_view(self->name) : std::string_view("plugin");
+  if (c)
+    logger.log(lvl, "{}: [{}] {}", name, ctx(c)->request_id, sv(message));
+  else
+    logger.log(lvl, "{}: {}", name, sv(message));
+}
+
+uint64_t host_clock_ns(ferry_clock clock) {
+  auto since = clock == FERRY_CLOCK_REALTIME ? std::chrono::system_clock::now().time_since_epoch()
+                                             : std::chrono::steady_clock::now().time_since_epoch();
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(since).count());
+}
+
+void host_metric(ferry_plugin_handle*, ferry_metric_kind kind, ferry_view name, double value) {
+  auto& m = metrics::Registry::global();
+  switch (kind) {
+    case FERRY_METRIC_COUNTER: m.add(sv(name), value); break;
+    case FERRY_METRIC_GAUGE: m.set(sv(name), value); break;
+    case FERRY_METRIC_HISTOGRAM: m.observe(sv(name), value); break;
+    default: break;
+  }
+}
+
+// ---------------------------------------------------------------- config
+
+ferry_status host_secret_get(ferry_view name, ferry_view* out) {
+  // Values are copied once and kept, so the view outlives later setenv calls.
+  static std::mutex mu;
+  static std::map<std::string, std::string, std::less<>> cache;
+  std::lock_guard lock(mu);
+  auto it = cache.find(sv(name));
+  if (it == cache.end()) {
+    const char* v = std::getenv(std::string(sv(name)).c_str());
+    if (!v) return FERRY_ERR_NOT_FOUND;
+    it = cache.emplace(std::string(sv(name)), v).first;
+  }
+  *out = fv(it->second);
+  return FERRY_OK;
+}
+
+std::string dotted(std::string_view pointer) {
+  std::string out;
+  for (char c : pointer) out.push_back(c == '/' ? '.' : c);
+  if (!out.empty() && out.front() == '.') out.erase(0, 1);
+  return out;
+}
+
+void host_config_error(const ferry_json* config, ferry_view pointer, ferry_view message) {
+  ConfigErrorScope* s = g_scope;
+  if (!s || s->config != config) {
+    log::get().warn("config_error outside plugin creation: {}: {}", sv(pointer), sv(message));
+    return;
+  }
+  std::string key = dotted(sv(pointer));
+  std::string text = key.empty() ? s->block.title + ": " + std::string(sv(message))
+                                 : key + " in " + s->block.title + ": " + std::string(sv(message));
+  s->errors.push_back({config::position_of(s->block, sv(pointer)), std::move(text)});
+}
+
+// ---------------------------------------------------------------- JSON
+
+const Value* lookup(const ferry_json* j, ferry_view pointer, ferry_status* st) {
+  Value* root = doc(j)->value();
+  if (!root) {
+    *st = FERRY_ERR_PARSE;
+    return nullptr;
+  }
+  const Value* v = json::find(*root, sv(pointer));
+  *st = v ? FERRY_OK : FERRY_ERR_NOT_FOUND;
+  return v;
+}
+
+ferry_json_type host_json_type(const ferry_json* j, ferry_view pointer) {
+  ferry_status st;
+  const Value* v = j ? lookup(j, pointer, &st) : nullptr;
+  if (!v) return FERRY_JSON_MISSING;
+  switch (v->type()) {
+    case Value::value_t::null: return FERRY_JSON_NULL;
+    case Value::value_t::boolean: return FERRY_JSON_BOOL;
+    case Value::value_t::string: return FERRY_JSON_STRING;
+    case Value::value_t::array: return FERRY_JSON_ARRAY;
+    case Value::value_t::object: return FERRY_JSON_OBJECT;
+    case Value::value_t::number_integer:
+    case Value::value_t::number_unsigned:
+    case Value::value_t::number_float: return FERRY_JSON_NUMBER;
+    default: return FERRY_JSON_MISSING;
+  }
+}
+
+ferry_status host_json_get(const ferry_json* j, ferry_view pointer, ferry_view* out) {
+  if (!j || !out) return FERRY_ERR_INVALID_ARGUMENT;
+  ferry_status st;
+  const Value* v = lookup(j, pointer, &st);
+  if (!v) return st;
+  *out = fv(doc(j)->keep(v->dump(-1, ' ', false, Value::error_handler_t::replace)));
+  return FERRY_OK;
+}
+
+ferry_status host_json_get_string(const ferry_json* j, ferry_view pointer, ferry_view* out) {
+  if (!j || !out) return FERRY_ERR_INVALID_ARGUMENT;
+  ferry_status st;
+  const Value* v = lookup(j, pointer, &st);
+  if (!v) return st;
+  if (!v->is_string()) return FERRY_ERR_TYPE_MISMATCH;
+  *out = fv(v->get_ref<const std::string&>());
+  return FERRY_OK;
+}
+
+ferry_status host_json_get_number(const ferry_json* j, ferry_view pointer, double* out) {
+  if (!j || !out) return FERRY_ERR_INVALID_ARGUMENT;
+  ferry_status st;
+  const Value* v = lookup(j, pointer, &st);
+  if (!v) return st;
+  if (!v->is_number()) return FERRY_ERR_TYPE_MISMATCH;
+  *out = v->get<double>();
+  return FERRY_OK;
+}
+
+ferry_status host_json_get_bool(const ferry_json* j, ferry_view pointer, int32_t* out) {
+  if (!j || !out) return FERRY_ERR_INVALID_ARGUMENT;
+  ferry_status st;
+  const Value* v = lookup(j, pointer, &st);
+  if (!v) return st;
+  if (!v->is_boolean()) return FERRY_ERR_TYPE_MISMATCH;
+  *out = v->get<bool>() ? 1 : 0;
+  return FERRY_OK;
+}
+
+ferry_status host_json_size(const ferry_json* j, ferry_view pointer, size_t* out) {
+  if (!j || !out) return FERRY_ERR_INVALID_ARGUMENT;
+  ferry_status st;
+  const Value* v = lookup(j, pointer, &st);
+  if (!v) return st;
+  if (!v->is_array() && !v->is_object()) return FERRY_ERR_TYPE_MISMATCH;
+  *out = v->size();
+  return FERRY_OK;
+}
+
+ferry_status host_json_key_at(const ferry_json* j, ferry_view pointer, size_t index, ferry_view* out) {
+  if (!j || !out) return FERRY_ERR_INVALID_ARGUMENT;
+  ferry_status st;
+  const Value* v = lookup(j, pointer, &st);
+  if (!v) return st;
+  if (!v->is_object()) return FERRY_ERR_TYPE_MISMATCH;
+  if (index >= v->size()) return FERRY_ERR_NOT_FOUND;
+  auto it = v->items().begin();
+  std::advance(it, static_cast<std::ptrdiff_t>(index));
+  *out = fv(it.key());
+  return FERRY_OK;
+}
+
+ferry_status host_json_set(ferry_json* j, ferry_view pointer, ferry_view json_text) {
+  if (!j) return FERRY_ERR_INVALID_ARGUMENT;
+  Value* root = doc(j)->value();
+  if (!root) return FERRY_ERR_PARSE;
+  Value parsed;
+  if (!json::parse(sv(json_text), parsed, nullptr)) return FERRY_ERR_PARSE;
+  Value* slot = json::find_or_create(*root, sv(pointer));
+  if (!slot) return FERRY_ERR_INVALID_ARGUMENT;
+  *slot = std::move(parsed);
+  doc(j)->changed();
+  return FERRY_OK;
+}
+
+ferry_status host_json_remove(ferry_json* j, ferry_view pointer) {
+  if (!j) return FERRY_ERR_INVALID_ARGUMENT;
+  Value* root = doc(j)->value();
+  if (!root) return FERRY_ERR_PARSE;
+  if (!json::remove(*root, sv(pointer))) return FERRY_ERR_NOT_FOUND;
+  doc(j)->changed();
+  return FERRY_OK;
+}
+
+ferry_status host_json_serialize(const ferry_json* j, ferry_view* out) {
+  if (!j || !out) return FERRY_ERR_INVALID_ARGUMENT;
+  *out = fv(doc(j)->text());
+  return FERRY_OK;
+}
+
+ferry_status host_json_new(ferry_ctx* c, ferry_view text, ferry_json** out) {
+  if (!c || !out) return FERRY_ERR_INVALID_ARGUMENT;
+  Value v;
+  if (!json::parse(sv(text), v, nullptr)) return FERRY_ERR_PARSE;
+  *out = handle(ctx(c)->new_doc(json::Doc::from_value(std::move(v))));
+  return FERRY_OK;
+}
+
+ferry_status host_json_copy(ferry_ctx* c, const ferry_json* src, ferry_json** out) {
+  if (!c || !src || !out) return FERRY_ERR_INVALID_ARGUMENT;
+  Value* v = doc(src)->value();
+  if (!v) return FERRY_ERR_PARSE;
+  *out = handle(ctx(c)->new_doc(json::Doc::from_value(*v)));
+  return FERRY_OK;
+}
+
+// ---------------------------------------------------------------- request
+
+ferry_status host_ctx_get(const ferry_ctx* c, ferry_ctx_field field, ferry_view* out) {
+  if (!c || !out) return FERRY_ERR_INVALID_ARGUMENT;
+  auto* r = ctx(c);
+  switch (field) {
+    case FERRY_CTX_REQUEST_ID: *out = fv(r->request_id); return FERRY_OK;
+    case FERRY_CTX_PIPELINE: *out = fv(r->pipeline); return FERRY_OK;
+    case FERRY_CTX_MODEL: *out = fv(r->model); return FERRY_OK;
+    case FERRY_CTX_PROVIDER: *out = fv(r->provider); return FERRY_OK;
+    case FERRY_CTX_CLIENT_ADDR: *out = fv(r->client_addr); return FERRY_OK;
+    case FERRY_CTX_STREAM: *out = fv(r->stream ? "1" : "0"); return FERRY_OK;
+    default: return FERRY_ERR_NOT_FOUND;
+  }
+}
+
+ferry_status host_ctx_header(const ferry_ctx* c, ferry_view name, ferry_view* out) {
+  if (!c || !out) return FERRY_ERR_INVALID_ARGUMENT;
+  const std::string* v = ctx(c)->client_headers.get(sv(name));
+  if (!v) return FERRY_ERR_NOT_FOUND;
+  *out = fv(*v);
+  return FERRY_OK;
+}
+
+bool valid_header(std::string_view name, std::string_view value) {
+  if (name.empty()) return false;
+  for (char ch : name)
+    if (ch <= ' ' || ch == ':' || static_cast<unsigned char>(ch) >= 127) return false;
+  for (char ch : value)
+    if (ch == '\r' || ch == '\n' || ch == '\0') return false;
+  return true;
+}
+
+ferry_status host_ctx_set_upstream_header(ferry_ctx* c, ferry_view name, ferry_view value) {
+  if (!c || !valid_header(sv(name), sv(value))) return FERRY_ERR_INVALID_ARGUMENT;
+  ctx(c)->upstream_headers.set(sv(name), sv(value));
+  return FERRY_OK;
+}
+
+ferry_status host_ctx_set_response_header(ferry_ctx* c, ferry_view name, ferry_view value) {
+  if (!c || !valid_header(sv(name), sv(value))) return FERRY_ERR_INVALID_ARGUMENT;
+  if (ctx(c)->response_started) return FERRY_ERR_BAD_STATE;
+  ctx(c)->response_headers.set(sv(name), sv(value));
+  return FERRY_OK;
+}
+
+ferry_status host_ctx_respond(ferry_ctx* c, int32_t status, ferry_view body) {
+  if (!c || status < 100 || status > 599) return FERRY_ERR_INVALID_ARGUMENT;
+  auto* r = ctx(c);
+  if (r->response_started) return FERRY_ERR_BAD_STATE;
+  r->respond_status = status;
+  r->respond_body.assign(sv(body));
+  return FERRY_OK;
+}
+
+ferry_status host_resume(ferry_ctx* c, ferry_status result) {
+  if (!c) return FERRY_ERR_INVALID_ARGUMENT;
+  return ctx(c)->async->resume(result);
+}
+
+ferry_status host_schedule(ferry_ctx* c, uint64_t delay_ns, ferry_task_fn fn, ferry_task* task) {
+  if (!c) return FERRY_ERR_INVALID_ARGUMENT;
+  return ctx(c)->async->schedule(delay_ns, fn, task);
+}
+
+// ---------------------------------------------------------------- upstream
+
+UpstreamBuild* up(ferry_upstream* u) { return reinterpret_cast<UpstreamBuild*>(u); }
+
+ferry_status host_upstream_set_method(ferry_upstream* u, ferry_view method) {
+  if (!u || method.len == 0) return FERRY_ERR_INVALID_ARGUMENT;
+  up(u)->request.method.assign(sv(method));
+  return FERRY_OK;
+}
+
+ferry_status host_upstream_set_url(ferry_upstream* u, ferry_view url) {
+  if (!u || !http::parse_url(sv(url))) return FERRY_ERR_INVALID_ARGUMENT;
+  up(u)->request.url.assign(sv(url));
+  return FERRY_OK;
+}
+
+ferry_status host_upstream_set_header(ferry_upstream* u, ferry_view name, ferry_view value,
+                                      int32_t sensitive) {
+  if (!u || !valid_header(sv(name), sv(value))) return FERRY_ERR_INVALID_ARGUMENT;
+  up(u)->request.headers.set(sv(name), sv(value), sensitive != 0);
+  return FERRY_OK;
+}
+
+ferry_status host_upstream_set_body(ferry_upstream* u, ferry_view body) {
+  if (!u) return FERRY_ERR_INVALID_ARGUMENT;
+  up(u)->request.body.assign(sv(body));
+  up(u)->body_doc = nullptr;
+  return FERRY_OK;
+}
+
+ferry_status host_upstream_set_body_json(ferry_upstream* u, const ferry_json* d) {
+  if (!u || !d) return FERRY_ERR_INVALID_ARGUMENT;
+  up(u)->body_doc = doc(d);
+  return FERRY_OK;
+}
+
+ferry_status host_upstream_set_streaming(ferry_upstream* u, int32_t streaming) {
+  if (!u) return FERRY_ERR_INVALID_ARGUMENT;
+  up(u)->request.streaming = streaming != 0;
+  return FERRY_OK;
+}
+
+ferry_status host_headers_get(const ferry_headers* h, ferry_view name, ferry_view* out) {
+  if (!h || !out) return FERRY_ERR_INVALID_ARGUMENT;
+  const std::string* v = reinterpret_cast<const util::Headers*>(h)->get(sv(name));
+  if (!v) return FERRY_ERR_NOT_FOUND;
+  *out = fv(*v);
+  return FERRY_OK;
+}
+
+// ---------------------------------------------------------------- sinks
+
+pipeline::Sink* sink(ferry_sink* s) { return reinterpret_cast<pipeline::Sink*>(s); }
+using Kind = pipeline::SinkEvent::Kind;
+
+ferry_status host_sink_response(ferry_sink* s, ferry_view json) {
+  if (!s) return FERRY_ERR_INVALID_ARGUMENT;
+  return sink(s)->push({Kind::kResponse, std::string(sv(json)), 0, {}, {}});
+}
+ferry_status host_sink_chunk(ferry_sink* s, ferry_view json) {
+  if (!s) return FERRY_ERR_INVALID_ARGUMENT;
+  return sink(s)->push({Kind::kChunk, std::string(sv(json)), 0, {}, {}});
+}
+ferry_status host_sink_done(ferry_sink* s) {
+  if (!s) return FERRY_ERR_INVALID_ARGUMENT;
+  return sink(s)->push({Kind::kDone, {}, 0, {}, {}});
+}
+ferry_status host_sink_error(ferry_sink* s, int32_t status, ferry_view type, ferry_view message) {
+  if (!s) return FERRY_ERR_INVALID_ARGUMENT;
+  if (status < 400 || status > 599) status = 502;
+  return sink(s)->push({Kind::kError, {}, status, std::string(sv(type)), std::string(sv(message))});
+}
+
+const ferry_host_api kHostApi = [] {
+  ferry_host_api a{};
+  a.struct_size = sizeof a;
+  a.abi_major = FERRY_ABI_MAJOR;
+  a.abi_minor = FERRY_ABI_MINOR;
+  a.log = host_log;
+  a.clock_ns = host_clock_ns;
+  a.metric = host_metric;
+  a.secret_get = host_secret_get;
+  a.config_error = host_config_error;
+  a.json_type = host_json_type;
+  a.json_get = host_json_get;
+  a.json_get_string = host_json_get_string;
+  a.json_get_number = host_json_get_number;
+  a.json_get_bool = host_json_get_bool;
+  a.json_size = host_json_size;
+  a.json_key_at = host_json_key_at;
+  a.json_set = host_json_set;
+  a.json_remove = host_json_remove;
+  a.json_serialize = host_json_serialize;
+  a.json_new = host_json_new;
+  a.json_copy = host_json_copy;
+  a.ctx_get = host_ctx_get;
+  a.ctx_header = host_ctx_header;
+  a.ctx_set_upstream_header = host_ctx_set_upstream_header;
+  a.ctx_set_response_header = host_ctx_set_response_header;
+  a.ctx_respond = host_ctx_respond;
+  a.resume = host_resume;
+  a.schedule = host_schedule;
+  a.upstream_set_method = host_upstream_set_method;
+  a.upstream_set_url = host_upstream_set_url;
+  a.upstream_set_header = host_upstream_set_header;
+  a.upstream_set_body = host_upstream_set_body;
+  a.upstream_set_body_json = host_upstream_set_body_json;
+  a.upstream_set_streaming = host_upstream_set_streaming;
+  a.headers_get = host_headers_get;
+  a.sink_response = host_sink_response;
+  a.sink_chunk = host_sink_chunk;
+  a.sink_done = host_sink_done;
+  a.sink_error = host_sink_error;
+  return a;
+}();
+
+}  // namespace
+
+const ferry_host_api* host_api() { return &kHostApi; }
+
+ConfigErrorScope::ConfigErrorScope(const ferry_json* c, const config::PluginBlock& b,
+                                   std::vector<config::Diagnostic>& e)
+    : config(c), block(b), errors(e), previous_(g_scope) {
+  g_scope = this;
+}
+
+ConfigErrorScope::~ConfigErrorScope() { g_scope = previous_; }
+
+}  // namespace ferry::plugin

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <vector>
+
+#include <ferry/ferry.h>
+
+#include "core/config/config.h"
+#include "core/http/upstream_client.h"
+#include "core/json/doc.h"
+#include "core/pipeline/async_state.h"
+#include "core/pipeline/request_context.h"
+#include "core/util/headers.h"
+
+namespace ferry::plugin {
+
+// The one host service table handed to every plugin (ABI.md R5).
+const ferry_host_api* host_api();
+
+// What ferry_upstream points to while a provider builds a request.
+struct UpstreamBuild {
+  http::UpstreamRequest request;
+  json::Doc* body_doc = nullptr;  // upstream_set_body_json: serialized after build_request
+};
+
+// Conversions between ABI handles and the host objects behind them. The ABI
+// types are incomplete, so these are plain pointer reinterpretations.
+inline ferry_json* handle(json::Doc* d) { return reinterpret_cast<ferry_json*>(d); }
+inline json::Doc* doc(const ferry_json* j) {
+  return reinterpret_cast<json::Doc*>(const_cast<ferry_json*>(j));
+}
+inline ferry_ctx* handle(pipeline::RequestContext* c) { return reinterpret_cast<ferry_ctx*>(c); }
+inline pipeline::RequestContext* ctx(const ferry_ctx* c) {
+  return reinterpret_cast<pipeline::RequestContext*>(const_cast<ferry_ctx*>(c));
+}
+inline ferry_upstream* handle(UpstreamBuild* u) { return reinterpret_cast<ferry_upstream*>(u); }
+inline const ferry_headers* handle(const util::Headers* h) {
+  return reinterpret_cast<const ferry_headers*>(h);
+}
+inline ferry_sink* handle(pipeline::Sink* s) { return reinterpret_cast<ferry_sink*>(s); }
+
+// While alive, config_error() calls about `config` become diagnostics placed
+// at the TOML position of the reported key. Control thread only.
+class ConfigErrorScope {
+ public:
+  ConfigErrorScope(const ferry_json* config, const config::PluginBlock& block,
+                   std::vector<config::Diagnostic>& errors);
+  ~ConfigErrorScope();
+  ConfigErrorScope(const ConfigErrorScope&) = delete;
+  ConfigErrorScope& operator=(const ConfigErrorScope&) = delete;
+
+  const ferry_json* config;
+  const config::PluginBlock& block;
+  std::vector<config::Diagnostic>& errors;
+
+ private:
+  ConfigErrorScope* previous_;
+};
+
+}  // namespace ferry::plugin

@@ -1,0 +1,490 @@
+// The frontend: the only translation unit of ferryd that includes Beast.
+#include "host/ferryd/server.h"
+
+#include <ferry/version.h>
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <optional>
+#include <random>
+#include <thread>
+#include <unordered_set>
+
+#include "core/http/upstream_client.h"
+#include "core/json/doc.h"
+#include "core/log/log.h"
+#include "core/metrics/metrics.h"
+#include "core/pipeline/engine.h"
+
+namespace ferry::host {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = beast::http;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+using json::Value;
+constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
+
+std::string new_request_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                   std::hash<std::thread::id>{}(std::this_thread::get_id())};
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  for (int half = 0; half < 2; ++half) {
+    uint64_t r = rng();
+    for (int i = 0; i < 16; ++i) id[half * 16 + i] = kHex[(r >> (i * 4)) & 0xf];
+  }
+  return id;
+}
+
+// A client's id is kept if it is safe to echo into headers and logs.
+bool acceptable_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':'))
+      return false;
+  return true;
+}
+
+struct Worker;
+
+// One accepted connection, registered with its worker so that a drain can
+// close it while it waits for the next request.
+struct Connection {
+  beast::tcp_stream stream;
+  bool idle = true;
+  explicit Connection(tcp::socket s) : stream(std::move(s)) {}
+};
+
+struct Worker {
+  asio::io_context io{1};
+  std::optional<tcp::acceptor> acceptor;
+  std::unique_ptr<http::UpstreamClient> upstream;
+  std::unique_ptr<pipeline::Engine> engine;
+  std::unordered_set<Connection*> connections;  // worker thread only
+  std::atomic<size_t> open_connections{0};
+  std::atomic<size_t> active_requests{0};
+  std::thread thread;
+};
+
+// Writes the engine's answer onto a Beast stream.
+class BeastWriter final : public pipeline::ClientWriter {
+ public:
+  BeastWriter(beast::tcp_stream& stream, std::string_view request_id, bool keep_alive,
+              std::chrono::milliseconds timeout)
+      : stream_(stream), request_id_(request_id), keep_alive_(keep_alive), timeout_(timeout) {}
+
+  asio::awaitable<bool> send_json(int status, std::string_view body, const util::Headers& headers) override {
+    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), 11};
+    res.set(bhttp::field::content_type, "application/json");
+    res.set("x-request-id", request_id_);
+    for (const auto& h : headers) res.set(h.name, h.value);
+    res.keep_alive(keep_alive_);
+    res.body().assign(body);
+    res.prepare_payload();
+    stream_.expires_after(timeout_);
+    auto [ec, n] = co_await bhttp::async_write(stream_, res, kNoThrow);
+    ok_ = !ec;
+    co_return ok_;
+  }
+
+  asio::awaitable<bool> start_events(const util::Headers& headers) override {
+    bhttp::response<bhttp::empty_body> res{bhttp::status::ok, 11};
+    res.set(bhttp::field::content_type, "text/event-stream");
+    res.set(bhttp::field::cache_control, "no-cache");
+    res.set("x-request-id", request_id_);
+    res.set("x-accel-buffering", "no");
+    for (const auto& h : headers) res.set(h.name, h.value);
+    res.keep_alive(keep_alive_);
+    res.chunked(true);
+    bhttp::response_serializer<bhttp::empty_body> sr{res};
+    stream_.expires_after(timeout_);
+    auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, kNoThrow);
+    ok_ = !ec;
+    co_return ok_;
+  }
+
+  asio::awaitable<bool> send_event(std::string_view data) override {
+    if (!ok_) co_return false;
+    event_.clear();
+    event_.append("data: ").append(data).append("\n\n");
+    stream_.expires_after(timeout_);
+    auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk(asio::buffer(event_)), kNoThrow);
+    ok_ = !ec;
+    co_return ok_;
+  }
+
+  asio::awaitable<bool> finish_events() override {
+    if (!ok_) co_return false;
+    stream_.expires_after(timeout_);
+    auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk_last(), kNoThrow);
+    ok_ = !ec;
+    co_return ok_;
+  }
+
+  bool ok() const { return ok_; }
+
+ private:
+  beast::tcp_stream& stream_;
+  std::string_view request_id_;
+  bool keep_alive_;
+  std::chrono::milliseconds timeout_;
+  std::string event_;
+  bool ok_ = true;
+};
+
+std::string fmt_ms(std::chrono::microseconds us) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(us.count()) / 1000.0);
+  return buf;
+}
+
+}  // namespace
+
+struct Server::Impl {
+  const pipeline::Runtime& runtime;
+  ServerOptions options;
+  std::vector<std::unique_ptr<Worker>> workers;
+  std::atomic<bool> draining{false};
+  std::string address;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  int64_t started_unix = static_cast<int64_t>(std::time(nullptr));
+
+  Impl(const pipeline::Runtime& rt, ServerOptions opts) : runtime(rt), options(std::move(opts)) {}
+
+  asio::awaitable<void> accept_loop(Worker& w) {
+    for (;;) {
+      auto [ec, sock] = co_await w.acceptor->async_accept(kNoThrow);
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !w.acceptor->is_open()) co_return;
+        // EMFILE and friends: back off briefly instead of spinning.
+        log::get().warn("accept failed: {}", ec.message());
+        asio::steady_timer t(w.io, std::chrono::milliseconds(50));
+        co_await t.async_wait(kNoThrow);
+        continue;
+      }
+      sock.set_option(tcp::no_delay(true));
+      asio::co_spawn(w.io, session(w, std::move(sock)), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> session(Worker& w, tcp::socket sock) {
+    std::string peer;
+    error_code pec;
+    auto ep = sock.remote_endpoint(pec);
+    if (!pec) peer = ep.address().to_string() + ":" + std::to_string(ep.port());
+    Connection conn(std::move(sock));
+    w.connections.insert(&conn);
+    w.open_connections.fetch_add(1);
+    beast::flat_buffer buffer;
+    for (;;) {
+      conn.idle = true;
+      if (draining.load()) break;
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.body_limit(options.max_body_bytes);
+      parser.header_limit(64 * 1024);
+      conn.stream.expires_after(options.idle_timeout);
+      auto [ec, n] = co_await bhttp::async_read(conn.stream, buffer, parser, kNoThrow);
+      conn.idle = false;
+      if (ec == bhttp::error::body_limit) {
+        co_await too_large(conn, parser.get());
+        break;
+      }
+      if (ec) {
+        if (ec != bhttp::error::end_of_stream && ec != asio::error::operation_aborted &&
+            ec != beast::error::timeout && ec != asio::error::connection_reset && ec != asio::error::eof)
+          co_await bad_request(conn, ec);
+        break;
+      }
+      w.active_requests.fetch_add(1);
+      bool keep_alive = co_await handle(w, conn, parser.get(), peer);
+      w.active_requests.fetch_sub(1);
+      if (!keep_alive) break;
+    }
+    error_code ignored;
+    conn.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    conn.stream.socket().close(ignored);
+    w.connections.erase(&conn);
+    w.open_connections.fetch_sub(1);
+  }
+
+  asio::awaitable<void> too_large(Connection& conn, const bhttp::request<bhttp::string_body>& req) {
+    std::string id =
+        acceptable_request_id(req["x-request-id"]) ? std::string(req["x-request-id"]) : new_request_id();
+    BeastWriter out(conn.stream, id, false, options.idle_timeout);
+    co_await out.send_json(413,
+                           pipeline::error_json("request body is larger than the limit of " +
+                                                    std::to_string(options.max_body_bytes) + " bytes",
+                                                "invalid_request_error", "request_too_large"),
+                           {});
+    log::get().info("access request_id={} method={} path={} status=413", id, std::string(req.method_string()),
+                    std::string(req.target()));
+  }
+
+  asio::awaitable<void> bad_request(Connection& conn, const error_code& ec) {
+    std::string id = new_request_id();
+    BeastWriter out(conn.stream, id, false, options.idle_timeout);
+    co_await out.send_json(
+        400,
+        pipeline::error_json("malformed HTTP request: " + ec.message(), "invalid_request_error", "bad_http"),
+        {});
+  }
+
+  // Returns whether the connection may serve another request.
+  asio::awaitable<bool> handle(Worker& w, Connection& conn, bhttp::request<bhttp::string_body>& req,
+                               const std::string& peer) {
+    auto received = std::chrono::steady_clock::now();
+    std::string id =
+        acceptable_request_id(req["x-request-id"]) ? std::string(req["x-request-id"]) : new_request_id();
+    bool keep_alive = req.keep_alive() && !draining.load();
+    BeastWriter out(conn.stream, id, keep_alive, options.idle_timeout);
+    std::string_view target(req.target().data(), req.target().size());
+    std::string_view path = target.substr(0, target.find('?'));
+    auto method = req.method();
+
+    if (path == "/v1/chat/completions") {
+      if (method != bhttp::verb::post) {
+        co_await method_not_allowed(out, id, req, "POST");
+        co_return keep_alive&& out.ok();
+      }
+      pipeline::RequestContext ctx(w.io.get_executor(), id);
+      ctx.received_at = received;
+      ctx.client_addr = peer;
+      for (const auto& f : req) ctx.client_headers.add(f.name_string(), f.value());
+      ctx.request = json::Doc::from_text(std::move(req.body()));
+      pipeline::Outcome o = co_await w.engine->chat_completions(ctx, out);
+      auto latency =
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - received);
+      record(o, latency);
+      if (options.access_log)
+        log::get().info(
+            "access request_id={} method=POST path={} status={} model={} pipeline={} provider={} tried={} "
+            "attempts={} "
+            "stream={} latency_ms={} ttfb_ms={} tokens_in={} tokens_out={}{}{}",
+            id, path, o.status, ctx.model.empty() ? "-" : ctx.model, o.pipeline.empty() ? "-" : o.pipeline,
+            o.provider.empty() ? "-" : o.provider, o.tried.empty() ? "-" : o.tried, o.attempts, o.stream,
+            fmt_ms(latency), fmt_ms(o.ttfb), o.prompt_tokens, o.completion_tokens,
+            o.error.empty() ? "" : " error=", o.error.empty() ? "" : Value(o.error).dump());
+      co_return keep_alive&& out.ok() && o.status != 499;
+    }
+
+    int status = 200;
+    if (path == "/v1/models" || path == "/health" || path == "/metrics") {
+      if (method != bhttp::verb::get && method != bhttp::verb::head) {
+        co_await method_not_allowed(out, id, req, "GET");
+        co_return keep_alive&& out.ok();
+      }
+      if (path == "/metrics") {
+        co_await send_text(conn, id, keep_alive, metrics_text());
+      } else {
+        co_await out.send_json(200, path == "/health" ? health_json() : models_json(), {});
+      }
+    } else {
+      status = 404;
+      co_await out.send_json(
+          404,
+          pipeline::error_json("no route for " + std::string(req.method_string()) + " " + std::string(path),
+                               "invalid_request_error", "unknown_url"),
+          {});
+    }
+    if (options.access_log && path != "/health" && path != "/metrics")
+      log::get().info("access request_id={} method={} path={} status={}", id,
+                      std::string(req.method_string()), path, status);
+    co_return keep_alive&& out.ok();
+  }
+
+  asio::awaitable<void> method_not_allowed(BeastWriter& out, const std::string& id,
+                                           const bhttp::request<bhttp::string_body>& req,
+                                           const char* allowed) {
+    util::Headers h;
+    h.set("allow", allowed);
+    co_await out.send_json(
+        405,
+        pipeline::error_json(std::string(req.method_string()) + " is not allowed here; use " + allowed,
+                             "invalid_request_error", "method_not_allowed"),
+        h);
+    if (options.access_log)
+      log::get().info("access request_id={} method={} path={} status=405", id,
+                      std::string(req.method_string()), std::string(req.target()));
+  }
+
+  asio::awaitable<void> send_text(Connection& conn, const std::string& id, bool keep_alive,
+                                  std::string body) {
+    bhttp::response<bhttp::string_body> res{bhttp::status::ok, 11};
+    res.set(bhttp::field::content_type, "text/plain; version=0.0.4");
+    res.set("x-request-id", id);
+    res.keep_alive(keep_alive);
+    res.body() = std::move(body);
+    res.prepare_payload();
+    conn.stream.expires_after(options.idle_timeout);
+    co_await bhttp::async_write(conn.stream, res, kNoThrow);
+  }
+
+  void record(const pipeline::Outcome& o, std::chrono::microseconds latency) {
+    auto& m = metrics::Registry::global();
+    std::string labels = "{pipeline=\"" + (o.pipeline.empty() ? std::string("-") : o.pipeline) +
+                         "\",status=\"" + std::to_string(o.status) + "\"}";
+    m.add("ferry_requests_total" + labels, 1);
+    m.observe("ferry_request_duration_seconds{pipeline=\"" + o.pipeline + "\"}", latency.count() / 1e6);
+    if (o.prompt_tokens > 0)
+      m.add("ferry_tokens_total{direction=\"in\"}", static_cast<double>(o.prompt_tokens));
+    if (o.completion_tokens > 0)
+      m.add("ferry_tokens_total{direction=\"out\"}", static_cast<double>(o.completion_tokens));
+  }
+
+  std::string models_json() const {
+    Value data = Value::array();
+    for (const auto& p : runtime.pipelines())
+      for (const auto& m : p->models)
+        data.push_back(
+            {{"id", m}, {"object", "model"}, {"created", started_unix}, {"owned_by", "ferry:" + p->name}});
+    return Value{{"object", "list"}, {"data", std::move(data)}}.dump();
+  }
+
+  std::string health_json() const {
+    Value providers = Value::array();
+    for (const auto& p : runtime.providers()) {
+      const auto& s = p->stats;
+      providers.push_back({{"name", p->name},
+                           {"plugin", p->plugin->library().name()},
+                           {"healthy", s.healthy()},
+                           {"in_flight", s.in_flight.load()},
+                           {"attempts", s.attempts.load()},
+                           {"failures", s.failures.load()},
+                           {"error_rate", s.error_rate_ppm.load() / 1e6},
+                           {"latency_ewma_ms", s.latency_ewma_us.load() / 1000.0}});
+    }
+    Value pipelines = Value::array();
+    for (const auto& p : runtime.pipelines()) pipelines.push_back({{"name", p->name}, {"models", p->models}});
+    auto uptime =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started);
+    return Value{{"status", draining.load() ? "draining" : "ok"},
+                 {"version", FERRY_SDK_VERSION_STRING},
+                 {"abi", std::to_string(FERRY_ABI_MAJOR) + "." + std::to_string(FERRY_ABI_MINOR)},
+                 {"uptime_s", uptime.count()},
+                 {"providers", std::move(providers)},
+                 {"pipelines", std::move(pipelines)}}
+        .dump();
+  }
+
+  std::string metrics_text() const {
+    auto& m = metrics::Registry::global();
+    size_t conns = 0;
+    size_t active = 0;
+    for (const auto& w : workers) {
+      conns += w->open_connections.load();
+      active += w->active_requests.load();
+    }
+    m.set("ferry_open_connections", static_cast<double>(conns));
+    m.set("ferry_active_requests", static_cast<double>(active));
+    for (const auto& p : runtime.providers())
+      m.set("ferry_provider_in_flight{provider=\"" + p->name + "\"}", p->stats.in_flight.load());
+    return m.render();
+  }
+};
+
+Server::Server(const pipeline::Runtime& runtime, ServerOptions options)
+    : impl_(std::make_unique<Impl>(runtime, std::move(options))) {}
+
+Server::~Server() {
+  for (auto& w : impl_->workers) {
+    w->io.stop();
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+bool Server::start(std::string* error) {
+  auto& im = *impl_;
+  unsigned n = im.options.threads ? im.options.threads : std::max(1u, std::thread::hardware_concurrency());
+  error_code ec;
+  auto addr = asio::ip::make_address(im.options.host, ec);
+  if (ec) {
+    *error = "cannot listen on '" + im.options.host + "': not an IP address";
+    return false;
+  }
+  uint16_t port = im.options.port;
+  for (unsigned i = 0; i < n; ++i) {
+    auto w = std::make_unique<Worker>();
+    tcp::endpoint ep(addr, port);
+    w->acceptor.emplace(w->io);
+    w->acceptor->open(ep.protocol(), ec);
+    if (!ec) w->acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) {
+      // Every worker accepts on its own socket; the kernel spreads connections.
+      int one = 1;
+      if (::setsockopt(w->acceptor->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+        ec = error_code(errno, boost::system::system_category());
+    }
+    if (!ec) w->acceptor->bind(ep, ec);
+    if (!ec) w->acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      *error = "cannot listen on " + im.options.host + ":" + std::to_string(port) + ": " + ec.message();
+      return false;
+    }
+    port = w->acceptor->local_endpoint().port();
+    w->upstream = http::UpstreamClient::create(w->io.get_executor());
+    w->engine = std::make_unique<pipeline::Engine>(im.runtime, *w->upstream);
+    im.workers.push_back(std::move(w));
+  }
+  std::string host = addr.is_v6() ? "[" + im.options.host + "]" : im.options.host;
+  im.address = host + ":" + std::to_string(port);
+  for (auto& w : im.workers) {
+    asio::co_spawn(w->io, im.accept_loop(*w), asio::detached);
+    w->thread = std::thread([wp = w.get()] {
+      // A request that throws is a bug, but it must not take the daemon down.
+      for (;;) {
+        try {
+          wp->io.run();
+          return;
+        } catch (const std::exception& e) {
+          log::get().error("worker: unhandled exception: {}", e.what());
+        }
+      }
+    });
+  }
+  return true;
+}
+
+std::string Server::address() const { return impl_->address; }
+unsigned Server::workers() const { return static_cast<unsigned>(impl_->workers.size()); }
+
+size_t Server::drain() {
+  auto& im = *impl_;
+  im.draining.store(true);
+  for (auto& w : im.workers) {
+    asio::post(w->io, [wp = w.get()] {
+      error_code ignored;
+      wp->acceptor->close(ignored);
+      wp->upstream->close_idle();
+      // Connections waiting for a request are closed now; busy ones close
+      // after their response (keep-alive is off while draining).
+      for (Connection* c : wp->connections)
+        if (c->idle) c->stream.socket().cancel(ignored);
+    });
+  }
+  auto deadline = std::chrono::steady_clock::now() + im.options.drain_timeout;
+  size_t left = 0;
+  for (;;) {
+    left = 0;
+    for (auto& w : im.workers) left += w->open_connections.load();
+    if (left == 0 || std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  size_t active = 0;
+  for (auto& w : im.workers) active += w->active_requests.load();
+  for (auto& w : im.workers) w->io.stop();
+  for (auto& w : im.workers)
+    if (w->thread.joinable()) w->thread.join();
+  return active;
+}
+
+}  // namespace ferry::host

@@ -1,0 +1,45 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/pipeline/runtime.h"
+
+namespace ferry::host {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+  unsigned threads = 0;  // 0: one per core
+  size_t max_body_bytes = 4 * 1024 * 1024;
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds drain_timeout{30'000};
+  bool access_log = true;
+};
+
+// The data plane: one io_context and one acceptor (SO_REUSEPORT) per worker
+// thread, so a connection, its requests and their upstream connections stay
+// on one thread and nothing on the request path takes a lock.
+class Server {
+ public:
+  Server(const pipeline::Runtime& runtime, ServerOptions options);
+  ~Server();
+
+  // Binds and starts the worker threads. On failure returns false and why.
+  bool start(std::string* error);
+  // "127.0.0.1:8080" as bound (the real port when 0 was asked).
+  std::string address() const;
+  unsigned workers() const;
+  // Stops accepting, closes idle connections, lets in-flight requests finish
+  // (up to drain_timeout), then stops the workers. Returns the number of
+  // requests still in flight when it gave up (0 = clean drain).
+  size_t drain();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ferry::host

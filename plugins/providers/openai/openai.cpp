@@ -1,0 +1,115 @@
+// openai: any server that speaks the OpenAI chat-completions API (OpenAI,
+// Groq, DeepSeek, Together, Mistral, vLLM, Ollama's /v1, ...). The canonical
+// format is this API, so the adapter mostly passes bytes through: the host's
+// parsed request is sent as is, and answers and chunks are forwarded verbatim.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <ferry/plugin.hpp>
+
+namespace {
+
+using ferry::sdk::Config;
+using ferry::sdk::Context;
+using ferry::sdk::HttpResponse;
+using ferry::sdk::Json;
+using ferry::sdk::Sink;
+using ferry::sdk::SseEvent;
+using ferry::sdk::Status;
+using ferry::sdk::Upstream;
+
+std::string snippet(std::string_view body) {
+  constexpr size_t kMax = 200;
+  std::string s(body.substr(0, kMax));
+  for (auto& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  return body.size() > kMax ? s + "..." : s;
+}
+
+// OpenAI error types by status, for upstreams whose error body says nothing.
+std::string_view default_error_type(int status) {
+  if (status == 429) return "rate_limit_error";
+  if (status >= 500) return "server_error";
+  return "invalid_request_error";
+}
+
+class StreamParser final : public ferry::sdk::StreamParser {
+ public:
+  Status on_event(Context&, const SseEvent& ev, Sink& sink) override {
+    if (ev.data == "[DONE]") return sink.done();
+    // Only an event that mentions "error" is worth a look at its tree.
+    if (ev.data.find("\"error\"") != std::string_view::npos && ev.json.type("/error") == FERRY_JSON_OBJECT) {
+      auto message = ev.json.string("/error/message").value_or("upstream sent an error event");
+      return sink.error(502, ev.json.string("/error/type").value_or("server_error"),
+                        "stream error from upstream: " + std::string(message));
+    }
+    return sink.chunk(ev.data);
+  }
+};
+
+class OpenAI final : public ferry::sdk::Provider {
+ public:
+  explicit OpenAI(Config& c) {
+    c.reject_unknown_keys({"base_url", "api_key_env", "model", "headers"});
+    std::string base = c.string("/base_url", "https://api.openai.com/v1");
+    if (!base.starts_with("http://") && !base.starts_with("https://"))
+      c.error("/base_url", "must start with http:// or https://");
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    url_ = base + "/chat/completions";
+    if (auto env = c.string("/api_key_env"); !env.empty()) {
+      auto key = ferry::sdk::secret(env);
+      if (!key || key->empty())
+        c.error("/api_key_env", "environment variable " + env + " is not set (it should hold the API key)");
+      else
+        authorization_ = "Bearer " + std::string(*key);
+    }
+    model_ = c.string("/model");
+    for (const auto& name : c.keys("/headers")) headers_.emplace_back(name, c.string("/headers/" + name));
+  }
+
+  Status build_request(Context& ctx, const Json& req, Upstream& up) override {
+    up.method("POST").url(url_).header("content-type", "application/json");
+    if (!authorization_.empty()) up.secret_header("authorization", authorization_);
+    for (const auto& [name, value] : headers_) up.header(name, value);
+    up.streaming(ctx.streaming());
+    if (model_.empty()) {
+      up.body(req);  // the fast path: the host serializes its own tree once
+      return Status::kContinue;
+    }
+    auto copy = ctx.copy(req);
+    if (!copy) return Status::kInternal;
+    copy->set_string("/model", model_);
+    up.body(*copy);
+    return Status::kContinue;
+  }
+
+  Status parse_response(Context&, const HttpResponse& r, Sink& sink) override {
+    if (r.status >= 200 && r.status < 300) {
+      if (r.json.type() != FERRY_JSON_OBJECT)
+        return sink.error(502, "upstream_error",
+                          "upstream answered HTTP " + std::to_string(r.status) +
+                              " with a body that is not a JSON object: " + snippet(r.body));
+      if (r.json.type("/choices") != FERRY_JSON_ARRAY)
+        return sink.error(502, "upstream_error", "upstream answer has no choices: " + snippet(r.body));
+      return sink.response(r.body);
+    }
+    std::string message(r.json.string("/error/message").value_or(snippet(r.body)));
+    std::string type(r.json.string("/error/type").value_or(default_error_type(r.status)));
+    return sink.error(r.status, type, "upstream HTTP " + std::to_string(r.status) + ": " + message);
+  }
+
+  std::unique_ptr<ferry::sdk::StreamParser> open_stream(Context&) override {
+    return std::make_unique<StreamParser>();
+  }
+
+ private:
+  std::string url_;
+  std::string authorization_;
+  std::string model_;
+  std::vector<std::pair<std::string, std::string>> headers_;
+};
+
+}  // namespace
+
+FERRY_PROVIDER_PLUGIN(OpenAI, "openai", "1.0.0")

@@ -1,0 +1,859 @@
+// plugin.hpp - header-only C++20 wrapper over ferry.h.
+//
+// A plugin author subclasses ferry::sdk::Provider, ::Router or ::Middleware,
+// gives it a constructor taking `ferry::sdk::Config&`, overrides the hooks it
+// needs and writes one export macro:
+//
+//   class Shout : public ferry::sdk::Middleware {
+//    public:
+//     explicit Shout(ferry::sdk::Config& config) {}
+//     ferry::sdk::Status on_request(ferry::sdk::Context& ctx, ferry::sdk::Json& request) override;
+//   };
+//   FERRY_MIDDLEWARE_PLUGIN(Shout, "shout", "1.0.0")
+//
+// The generated trampolines catch every exception, so none crosses the C ABI
+// (sdk/ABI.md R10): a throwing hook becomes FERRY_ERR_INTERNAL and a log line.
+// Everything here is a thin, non-owning view over host handles; lifetimes are
+// those of ferry.h.
+#ifndef FERRY_PLUGIN_HPP
+#define FERRY_PLUGIN_HPP
+
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "ferry/ferry.h"
+
+// The wrapper owns the layout of the scheduled-callback argument.
+struct ferry_task {
+  std::function<void(bool cancelled)> fn;
+};
+
+namespace ferry::sdk {
+
+enum class Status : ferry_status {
+  kContinue = FERRY_CONTINUE,
+  kRespond = FERRY_RESPOND,
+  kPause = FERRY_PAUSE,
+  kInvalidArgument = FERRY_ERR_INVALID_ARGUMENT,
+  kNotFound = FERRY_ERR_NOT_FOUND,
+  kTypeMismatch = FERRY_ERR_TYPE_MISMATCH,
+  kParse = FERRY_ERR_PARSE,
+  kUnsupported = FERRY_ERR_UNSUPPORTED,
+  kConfig = FERRY_ERR_CONFIG,
+  kBadState = FERRY_ERR_BAD_STATE,
+  kUpstream = FERRY_ERR_UPSTREAM,
+  kInternal = FERRY_ERR_INTERNAL,
+};
+inline constexpr Status kOk = Status::kContinue;
+
+enum class LogLevel : ferry_log_level {
+  kTrace = FERRY_LOG_TRACE,
+  kDebug = FERRY_LOG_DEBUG,
+  kInfo = FERRY_LOG_INFO,
+  kWarn = FERRY_LOG_WARN,
+  kError = FERRY_LOG_ERROR,
+};
+
+inline ferry_view view(std::string_view s) { return ferry_view{s.data(), s.size()}; }
+inline std::string_view sv(ferry_view v) {
+  return v.ptr ? std::string_view(v.ptr, v.len) : std::string_view();
+}
+
+namespace detail {
+// Set once by ferry_plugin_negotiate before any other call (ABI.md R1).
+inline const ferry_host_api* g_host = nullptr;
+inline ferry_plugin_handle* g_self = nullptr;
+}  // namespace detail
+
+// The host's service table. Valid from negotiation until the plugin unloads.
+inline const ferry_host_api& host() { return *detail::g_host; }
+
+inline void log(LogLevel level, std::string_view message, const ferry_ctx* ctx = nullptr) {
+  host().log(detail::g_self, ctx, static_cast<ferry_log_level>(level), view(message));
+}
+
+inline void metric(ferry_metric_kind kind, std::string_view name, double value) {
+  host().metric(detail::g_self, kind, view(name), value);
+}
+
+inline uint64_t monotonic_ns() { return host().clock_ns(FERRY_CLOCK_MONOTONIC); }
+
+inline std::optional<std::string_view> secret(std::string_view env_name) {
+  ferry_view out{};
+  if (host().secret_get(view(env_name), &out) != FERRY_OK) return std::nullopt;
+  return sv(out);
+}
+
+// Appends s to out as a quoted JSON string.
+inline void append_json_string(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out.push_back(kHex[c >> 4]);
+          out.push_back(kHex[c & 0xf]);
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+inline std::string json_quote(std::string_view s) {
+  std::string out;
+  out.reserve(s.size() + 2);
+  append_json_string(out, s);
+  return out;
+}
+
+// Builds compact JSON text without a JSON library: commas are inserted for you.
+//   JsonWriter w; w.begin_object().key("a").value(1).end_object(); w.str() == R"({"a":1})"
+class JsonWriter {
+ public:
+  JsonWriter& begin_object() { return open('{'); }
+  JsonWriter& end_object() { return close('}'); }
+  JsonWriter& begin_array() { return open('['); }
+  JsonWriter& end_array() { return close(']'); }
+  JsonWriter& key(std::string_view k) {
+    comma();
+    append_json_string(out_, k);
+    out_.push_back(':');
+    after_key_ = true;
+    return *this;
+  }
+  JsonWriter& value(std::string_view s) {
+    comma();
+    append_json_string(out_, s);
+    return *this;
+  }
+  JsonWriter& value(const char* s) { return value(std::string_view(s)); }
+  JsonWriter& value(bool b) { return raw(b ? "true" : "false"); }
+  JsonWriter& value(int64_t n) { return raw(std::to_string(n)); }
+  JsonWriter& value(int n) { return value(static_cast<int64_t>(n)); }
+  JsonWriter& value(double d) {
+    // Shortest text that reads back as the same double; JSON has no NaN/inf.
+    if (d != d || d - d != 0) return null();
+    char buf[32];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d);
+    return raw(std::string_view(buf, static_cast<size_t>(end - buf)));
+  }
+  JsonWriter& null() { return raw("null"); }
+  // Inserts already-serialized JSON as the next value.
+  JsonWriter& raw(std::string_view json) {
+    comma();
+    out_.append(json);
+    return *this;
+  }
+  const std::string& str() const { return out_; }
+  std::string take() { return std::move(out_); }
+
+ private:
+  JsonWriter& open(char c) {
+    comma();
+    out_.push_back(c);
+    first_.push_back(true);
+    return *this;
+  }
+  JsonWriter& close(char c) {
+    out_.push_back(c);
+    if (!first_.empty()) first_.pop_back();
+    return *this;
+  }
+  void comma() {
+    if (after_key_) {
+      after_key_ = false;
+      return;
+    }
+    if (first_.empty()) return;
+    if (!first_.back()) out_.push_back(',');
+    first_.back() = false;
+  }
+  std::string out_;
+  std::vector<bool> first_;
+  bool after_key_ = false;
+};
+
+// A host JSON document addressed by JSON pointer. Non-owning. Views it returns
+// live until the current hook returns or the document changes.
+class Json {
+ public:
+  explicit Json(const ferry_json* doc) : doc_(const_cast<ferry_json*>(doc)) {}
+
+  ferry_json_type type(std::string_view pointer = "") const { return host().json_type(doc_, view(pointer)); }
+  bool has(std::string_view pointer) const { return type(pointer) != FERRY_JSON_MISSING; }
+  // The document parsed (lazily parsed documents may hold invalid JSON).
+  bool valid() const { return type("") != FERRY_JSON_MISSING; }
+
+  std::optional<std::string_view> raw(std::string_view pointer) const {
+    ferry_view out{};
+    if (host().json_get(doc_, view(pointer), &out) != FERRY_OK) return std::nullopt;
+    return sv(out);
+  }
+  std::optional<std::string_view> string(std::string_view pointer) const {
+    ferry_view out{};
+    if (host().json_get_string(doc_, view(pointer), &out) != FERRY_OK) return std::nullopt;
+    return sv(out);
+  }
+  std::optional<double> number(std::string_view pointer) const {
+    double out = 0;
+    if (host().json_get_number(doc_, view(pointer), &out) != FERRY_OK) return std::nullopt;
+    return out;
+  }
+  std::optional<int64_t> integer(std::string_view pointer) const {
+    auto n = number(pointer);
+    if (!n) return std::nullopt;
+    return static_cast<int64_t>(*n);
+  }
+  std::optional<bool> boolean(std::string_view pointer) const {
+    int32_t out = 0;
+    if (host().json_get_bool(doc_, view(pointer), &out) != FERRY_OK) return std::nullopt;
+    return out != 0;
+  }
+  size_t size(std::string_view pointer = "") const {
+    size_t out = 0;
+    if (host().json_size(doc_, view(pointer), &out) != FERRY_OK) return 0;
+    return out;
+  }
+  std::optional<std::string_view> key_at(std::string_view pointer, size_t index) const {
+    ferry_view out{};
+    if (host().json_key_at(doc_, view(pointer), index, &out) != FERRY_OK) return std::nullopt;
+    return sv(out);
+  }
+  std::string_view dump() const {
+    ferry_view out{};
+    if (host().json_serialize(doc_, &out) != FERRY_OK) return {};
+    return sv(out);
+  }
+
+  Status set(std::string_view pointer, std::string_view json_text) {
+    return static_cast<Status>(host().json_set(doc_, view(pointer), view(json_text)));
+  }
+  Status set_string(std::string_view pointer, std::string_view s) { return set(pointer, json_quote(s)); }
+  Status remove(std::string_view pointer) {
+    return static_cast<Status>(host().json_remove(doc_, view(pointer)));
+  }
+
+  ferry_json* handle() const { return doc_; }
+
+ private:
+  ferry_json* doc_;
+};
+
+// Thrown from a plugin constructor to reject its configuration; the host
+// reports it at the TOML position of `pointer`.
+struct ConfigError : std::runtime_error {
+  ConfigError(std::string pointer_, const std::string& message)
+      : std::runtime_error(message), pointer(std::move(pointer_)) {}
+  std::string pointer;
+};
+
+// A plugin's TOML table, as JSON. Typed getters report wrong types and missing
+// required keys at their TOML position; reject_unknown_keys() catches typos.
+class Config {
+ public:
+  explicit Config(const ferry_json* doc) : json_(doc) {}
+
+  const Json& json() const { return json_; }
+  bool failed() const { return failed_; }
+
+  void error(std::string_view pointer, std::string_view message) {
+    failed_ = true;
+    host().config_error(json_.handle(), view(pointer), view(message));
+  }
+
+  std::string string(std::string_view pointer, std::string_view fallback = {}) {
+    auto t = json_.type(pointer);
+    if (t == FERRY_JSON_MISSING) return std::string(fallback);
+    if (t != FERRY_JSON_STRING) {
+      error(pointer, "expected a string");
+      return std::string(fallback);
+    }
+    return std::string(*json_.string(pointer));
+  }
+  std::string required_string(std::string_view pointer) {
+    if (!json_.has(pointer)) {
+      error(pointer, "is required (a string)");
+      return {};
+    }
+    return string(pointer);
+  }
+  double number(std::string_view pointer, double fallback, double min, double max) {
+    auto t = json_.type(pointer);
+    if (t == FERRY_JSON_MISSING) return fallback;
+    auto n = json_.number(pointer);
+    if (t != FERRY_JSON_NUMBER || !n) {
+      error(pointer, "expected a number");
+      return fallback;
+    }
+    if (*n < min || *n > max) {
+      error(pointer, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+      return fallback;
+    }
+    return *n;
+  }
+  int64_t integer(std::string_view pointer, int64_t fallback, int64_t min, int64_t max) {
+    return static_cast<int64_t>(
+        number(pointer, static_cast<double>(fallback), static_cast<double>(min), static_cast<double>(max)));
+  }
+  bool boolean(std::string_view pointer, bool fallback) {
+    auto t = json_.type(pointer);
+    if (t == FERRY_JSON_MISSING) return fallback;
+    if (t != FERRY_JSON_BOOL) {
+      error(pointer, "expected true or false");
+      return fallback;
+    }
+    return *json_.boolean(pointer);
+  }
+  std::vector<std::string> string_list(std::string_view pointer) {
+    std::vector<std::string> out;
+    auto t = json_.type(pointer);
+    if (t == FERRY_JSON_MISSING) return out;
+    if (t != FERRY_JSON_ARRAY) {
+      error(pointer, "expected an array of strings");
+      return out;
+    }
+    for (size_t i = 0, n = json_.size(pointer); i < n; ++i) {
+      std::string item = std::string(pointer) + "/" + std::to_string(i);
+      out.push_back(string(item));
+    }
+    return out;
+  }
+  // Keys of the object at pointer ("" for the top level).
+  std::vector<std::string> keys(std::string_view pointer = "") const {
+    std::vector<std::string> out;
+    if (json_.type(pointer) != FERRY_JSON_OBJECT) return out;
+    for (size_t i = 0, n = json_.size(pointer); i < n; ++i) out.emplace_back(*json_.key_at(pointer, i));
+    return out;
+  }
+  // Reports every top-level key not in `known` (the host strips its own keys
+  // before the plugin sees the table).
+  void reject_unknown_keys(std::initializer_list<std::string_view> known) {
+    for (const auto& k : keys()) {
+      bool found = false;
+      for (auto kn : known) found = found || kn == k;
+      if (!found) {
+        std::string expected;
+        for (auto kn : known) expected += (expected.empty() ? "" : ", ") + std::string(kn);
+        error("/" + k,
+              "unknown key '" + k + "'" + (expected.empty() ? "" : " (expected one of: " + expected + ")"));
+      }
+    }
+  }
+
+ private:
+  Json json_;
+  bool failed_ = false;
+};
+
+// One client request. Non-owning; valid until on_complete returns.
+class Context {
+ public:
+  explicit Context(ferry_ctx* ctx) : ctx_(ctx) {}
+
+  std::string_view get(ferry_ctx_field field) const {
+    ferry_view out{};
+    if (host().ctx_get(ctx_, field, &out) != FERRY_OK) return {};
+    return sv(out);
+  }
+  std::string_view request_id() const { return get(FERRY_CTX_REQUEST_ID); }
+  std::string_view pipeline() const { return get(FERRY_CTX_PIPELINE); }
+  std::string_view model() const { return get(FERRY_CTX_MODEL); }
+  std::string_view provider() const { return get(FERRY_CTX_PROVIDER); }
+  bool streaming() const { return get(FERRY_CTX_STREAM) == "1"; }
+
+  std::optional<std::string_view> header(std::string_view name) const {
+    ferry_view out{};
+    if (host().ctx_header(ctx_, view(name), &out) != FERRY_OK) return std::nullopt;
+    return sv(out);
+  }
+  Status set_upstream_header(std::string_view name, std::string_view value) {
+    return static_cast<Status>(host().ctx_set_upstream_header(ctx_, view(name), view(value)));
+  }
+  Status set_response_header(std::string_view name, std::string_view value) {
+    return static_cast<Status>(host().ctx_set_response_header(ctx_, view(name), view(value)));
+  }
+  // Sets the answer and returns kRespond, so a hook can `return ctx.respond(...)`.
+  Status respond(int status, std::string_view json_body) {
+    auto s = host().ctx_respond(ctx_, status, view(json_body));
+    return s == FERRY_OK ? Status::kRespond : static_cast<Status>(s);
+  }
+  // An OpenAI-shaped error answer.
+  Status respond_error(int status, std::string_view type, std::string_view message,
+                       std::string_view code = {}) {
+    JsonWriter w;
+    w.begin_object().key("error").begin_object();
+    w.key("message").value(message).key("type").value(type).key("code");
+    if (code.empty())
+      w.null();
+    else
+      w.value(code);
+    w.end_object().end_object();
+    return respond(status, w.str());
+  }
+  Status resume(Status result) {
+    return static_cast<Status>(host().resume(ctx_, static_cast<ferry_status>(result)));
+  }
+  // Runs fn(false) on this request's thread after delay_ns, or fn(true) if the
+  // request ends first.
+  Status schedule(uint64_t delay_ns, std::function<void(bool cancelled)> fn) {
+    auto* task = new ferry_task{std::move(fn)};
+    auto s = host().schedule(ctx_, delay_ns, &Context::run_task, task);
+    if (s != FERRY_OK) delete task;
+    return static_cast<Status>(s);
+  }
+  void log(LogLevel level, std::string_view message) const { sdk::log(level, message, ctx_); }
+
+  // A new document owned by this request (freed when it ends).
+  std::optional<Json> parse(std::string_view json_text) {
+    ferry_json* out = nullptr;
+    if (host().json_new(ctx_, view(json_text), &out) != FERRY_OK) return std::nullopt;
+    return Json(out);
+  }
+  std::optional<Json> copy(const Json& src) {
+    ferry_json* out = nullptr;
+    if (host().json_copy(ctx_, src.handle(), &out) != FERRY_OK) return std::nullopt;
+    return Json(out);
+  }
+
+  ferry_ctx* handle() const { return ctx_; }
+
+ private:
+  static void run_task(ferry_task* task, int32_t cancelled) {
+    std::unique_ptr<ferry_task> owned(task);
+    try {
+      owned->fn(cancelled != 0);
+    } catch (...) {
+      sdk::log(LogLevel::kError, "scheduled task threw an exception");
+    }
+  }
+  ferry_ctx* ctx_;
+};
+
+// The upstream HTTP request a provider builds.
+class Upstream {
+ public:
+  explicit Upstream(ferry_upstream* up) : up_(up) {}
+  Upstream& method(std::string_view m) {
+    host().upstream_set_method(up_, view(m));
+    return *this;
+  }
+  Upstream& url(std::string_view u) {
+    host().upstream_set_url(up_, view(u));
+    return *this;
+  }
+  Upstream& header(std::string_view name, std::string_view value) {
+    host().upstream_set_header(up_, view(name), view(value), 0);
+    return *this;
+  }
+  // A header whose value the host never logs (API keys).
+  Upstream& secret_header(std::string_view name, std::string_view value) {
+    host().upstream_set_header(up_, view(name), view(value), 1);
+    return *this;
+  }
+  Upstream& body(std::string_view b) {
+    host().upstream_set_body(up_, view(b));
+    return *this;
+  }
+  Upstream& body(const Json& doc) {
+    host().upstream_set_body_json(up_, doc.handle());
+    return *this;
+  }
+  Upstream& streaming(bool s) {
+    host().upstream_set_streaming(up_, s ? 1 : 0);
+    return *this;
+  }
+
+ private:
+  ferry_upstream* up_;
+};
+
+// Where a provider delivers canonical (OpenAI-format) results. A serve()
+// provider may keep a copy and use it from any thread until it finishes.
+class Sink {
+ public:
+  explicit Sink(ferry_sink* sink) : sink_(sink) {}
+  Status response(std::string_view json) {
+    return static_cast<Status>(host().sink_response(sink_, view(json)));
+  }
+  Status chunk(std::string_view json) { return static_cast<Status>(host().sink_chunk(sink_, view(json))); }
+  Status done() { return static_cast<Status>(host().sink_done(sink_)); }
+  Status error(int http_status, std::string_view type, std::string_view message) {
+    return static_cast<Status>(host().sink_error(sink_, http_status, view(type), view(message)));
+  }
+  ferry_sink* handle() const { return sink_; }
+
+ private:
+  ferry_sink* sink_;
+};
+
+struct HttpResponse {
+  int status;
+  std::string_view body;
+  Json json;  // the body, parsed on first use
+  const ferry_headers* headers;
+  std::optional<std::string_view> header(std::string_view name) const {
+    ferry_view out{};
+    if (host().headers_get(headers, view(name), &out) != FERRY_OK) return std::nullopt;
+    return sv(out);
+  }
+};
+
+struct SseEvent {
+  std::string_view event;
+  std::string_view data;
+  std::string_view id;
+  Json json;  // data, parsed on first use
+};
+
+// Per-stream parse state of a provider; one per upstream stream.
+class StreamParser {
+ public:
+  virtual ~StreamParser() = default;
+  virtual Status on_event(Context& ctx, const SseEvent& event, Sink& sink) = 0;
+};
+
+class Provider {
+ public:
+  virtual ~Provider() = default;
+  virtual Status build_request(Context&, const Json& /*request*/, Upstream&) { return Status::kUnsupported; }
+  virtual Status parse_response(Context&, const HttpResponse&, Sink&) { return Status::kUnsupported; }
+  virtual std::unique_ptr<StreamParser> open_stream(Context&) { return nullptr; }
+  virtual Status serve(Context&, const Json& /*request*/, Sink&) { return Status::kUnsupported; }
+};
+
+// Candidates handed to a router and the order it writes.
+class Route {
+ public:
+  Route(std::span<const ferry_candidate* const> candidates, size_t* order)
+      : candidates_(candidates), order_(order) {}
+  size_t size() const { return candidates_.size(); }
+  const ferry_candidate& operator[](size_t i) const { return *candidates_[i]; }
+  std::string_view name(size_t i) const { return sv(candidates_[i]->name); }
+  // Appends candidate i to the fallback chain (ignored if already there).
+  void push(size_t i) {
+    if (i >= candidates_.size()) return;
+    for (size_t k = 0; k < len_; ++k)
+      if (order_[k] == i) return;
+    order_[len_++] = i;
+  }
+  size_t length() const { return len_; }
+
+ private:
+  std::span<const ferry_candidate* const> candidates_;
+  size_t* order_;
+  size_t len_ = 0;
+};
+
+class Router {
+ public:
+  virtual ~Router() = default;
+  virtual Status route(Context& ctx, const Json& request, Route& route) = 0;
+};
+
+// Hooks of one request. Pass-through by default: override only what you need.
+class Filter {
+ public:
+  virtual ~Filter() = default;
+  virtual Status on_request(Context&, Json& /*request*/) { return Status::kContinue; }
+  virtual Status on_response(Context&, Json& /*response*/) { return Status::kContinue; }
+  virtual Status on_chunk(Context&, Json& /*chunk*/) { return Status::kContinue; }
+  virtual void on_complete(Context&, const ferry_request_summary&) {}
+};
+
+// One configured middleware block. Shared by all worker threads: either keep
+// it immutable and override the hooks here, or return a per-request Filter
+// from new_filter() (then the hooks run on that filter).
+class Middleware : public Filter {
+ public:
+  virtual std::unique_ptr<Filter> new_filter(Context&) { return nullptr; }
+};
+
+namespace detail {
+
+template <class F>
+ferry_status guarded(const char* what, F&& f) noexcept {
+  try {
+    return static_cast<ferry_status>(f());
+  } catch (const std::exception& e) {
+    if (g_host) sdk::log(LogLevel::kError, std::string(what) + " threw: " + e.what());
+  } catch (...) {
+    if (g_host) sdk::log(LogLevel::kError, std::string(what) + " threw a non-standard exception");
+  }
+  return FERRY_ERR_INTERNAL;
+}
+
+template <class T>
+T* self(ferry_instance* i) {
+  return reinterpret_cast<T*>(i);
+}
+
+template <class T, class Base>
+ferry_status create(const ferry_json* config, ferry_instance** out) noexcept {
+  *out = nullptr;
+  Config cfg(config);
+  try {
+    auto obj = std::make_unique<T>(cfg);
+    if (cfg.failed()) return FERRY_ERR_CONFIG;
+    *out = reinterpret_cast<ferry_instance*>(static_cast<Base*>(obj.release()));
+    return FERRY_OK;
+  } catch (const ConfigError& e) {
+    cfg.error(e.pointer, e.what());
+  } catch (const std::exception& e) {
+    cfg.error("", e.what());
+  } catch (...) {
+    cfg.error("", "plugin constructor threw a non-standard exception");
+  }
+  return FERRY_ERR_CONFIG;
+}
+
+template <class B>
+void destroy(ferry_instance* i) noexcept {
+  delete self<B>(i);
+}
+
+inline HttpResponse to_response(const ferry_http_response* r) {
+  return HttpResponse{r->status, sv(r->body), Json(r->json), r->headers};
+}
+
+struct ProviderGlue {
+  static ferry_status build_request(ferry_instance* i, ferry_ctx* c, const ferry_json* req,
+                                    ferry_upstream* up) noexcept {
+    return guarded("build_request", [&] {
+      Context ctx(c);
+      Upstream u(up);
+      return self<Provider>(i)->build_request(ctx, Json(req), u);
+    });
+  }
+  static ferry_status parse_response(ferry_instance* i, ferry_ctx* c, const ferry_http_response* r,
+                                     ferry_sink* s) noexcept {
+    return guarded("parse_response", [&] {
+      Context ctx(c);
+      Sink sink(s);
+      return self<Provider>(i)->parse_response(ctx, to_response(r), sink);
+    });
+  }
+  static ferry_status stream_open(ferry_instance* i, ferry_ctx* c, ferry_stream** out) noexcept {
+    *out = nullptr;
+    return guarded("stream_open", [&] {
+      Context ctx(c);
+      auto parser = self<Provider>(i)->open_stream(ctx);
+      if (!parser) return Status::kUnsupported;
+      *out = reinterpret_cast<ferry_stream*>(parser.release());
+      return kOk;
+    });
+  }
+  static ferry_status parse_event(ferry_instance*, ferry_stream* st, ferry_ctx* c, const ferry_sse_event* e,
+                                  ferry_sink* s) noexcept {
+    return guarded("parse_event", [&] {
+      Context ctx(c);
+      Sink sink(s);
+      SseEvent ev{sv(e->event), sv(e->data), sv(e->id), Json(e->json)};
+      return reinterpret_cast<StreamParser*>(st)->on_event(ctx, ev, sink);
+    });
+  }
+  static void stream_close(ferry_instance*, ferry_stream* st) noexcept {
+    delete reinterpret_cast<StreamParser*>(st);
+  }
+  static ferry_status serve(ferry_instance* i, ferry_ctx* c, const ferry_json* req, ferry_sink* s) noexcept {
+    return guarded("serve", [&] {
+      Context ctx(c);
+      Sink sink(s);
+      return self<Provider>(i)->serve(ctx, Json(req), sink);
+    });
+  }
+};
+
+// Only what T really overrides goes into the vtable, so the host can tell a
+// serving provider from an HTTP one (NULL = not implemented, ABI.md R6).
+template <class T>
+const ferry_provider_vtable* provider_vtable() {
+  static const ferry_provider_vtable vt = [] {
+    ferry_provider_vtable v{};
+    v.struct_size = sizeof v;
+    v.create = &create<T, Provider>;
+    v.destroy = &destroy<Provider>;
+    if constexpr (!std::is_same_v<decltype(&T::build_request), decltype(&Provider::build_request)>)
+      v.build_request = &ProviderGlue::build_request;
+    if constexpr (!std::is_same_v<decltype(&T::parse_response), decltype(&Provider::parse_response)>)
+      v.parse_response = &ProviderGlue::parse_response;
+    if constexpr (!std::is_same_v<decltype(&T::open_stream), decltype(&Provider::open_stream)>) {
+      v.stream_open = &ProviderGlue::stream_open;
+      v.parse_event = &ProviderGlue::parse_event;
+      v.stream_close = &ProviderGlue::stream_close;
+    }
+    if constexpr (!std::is_same_v<decltype(&T::serve), decltype(&Provider::serve)>)
+      v.serve = &ProviderGlue::serve;
+    return v;
+  }();
+  return &vt;
+}
+
+struct RouterGlue {
+  static ferry_status route(ferry_instance* i, ferry_ctx* c, const ferry_json* req,
+                            const ferry_candidate* const* cands, size_t n, size_t* order,
+                            size_t* order_len) noexcept {
+    *order_len = 0;
+    return guarded("route", [&] {
+      Context ctx(c);
+      Route r(std::span<const ferry_candidate* const>(cands, n), order);
+      auto s = self<Router>(i)->route(ctx, Json(req), r);
+      *order_len = r.length();
+      return s;
+    });
+  }
+};
+
+template <class T>
+const ferry_router_vtable* router_vtable() {
+  static const ferry_router_vtable vt = [] {
+    ferry_router_vtable v{};
+    v.struct_size = sizeof v;
+    v.create = &create<T, Router>;
+    v.destroy = &destroy<Router>;
+    v.route = &RouterGlue::route;
+    return v;
+  }();
+  return &vt;
+}
+
+struct MiddlewareGlue {
+  static Filter& target(ferry_instance* i, ferry_filter* f) {
+    if (f) return *reinterpret_cast<Filter*>(f);
+    return *self<Middleware>(i);
+  }
+  static ferry_status filter_new(ferry_instance* i, ferry_ctx* c, ferry_filter** out) noexcept {
+    *out = nullptr;
+    return guarded("new_filter", [&] {
+      Context ctx(c);
+      *out = reinterpret_cast<ferry_filter*>(self<Middleware>(i)->new_filter(ctx).release());
+      return kOk;
+    });
+  }
+  static void filter_free(ferry_instance*, ferry_filter* f) noexcept { delete reinterpret_cast<Filter*>(f); }
+  static ferry_status on_request(ferry_instance* i, ferry_filter* f, ferry_ctx* c, ferry_json* doc) noexcept {
+    return guarded("on_request", [&] {
+      Context ctx(c);
+      Json j(doc);
+      return target(i, f).on_request(ctx, j);
+    });
+  }
+  static ferry_status on_response(ferry_instance* i, ferry_filter* f, ferry_ctx* c,
+                                  ferry_json* doc) noexcept {
+    return guarded("on_response", [&] {
+      Context ctx(c);
+      Json j(doc);
+      return target(i, f).on_response(ctx, j);
+    });
+  }
+  static ferry_status on_chunk(ferry_instance* i, ferry_filter* f, ferry_ctx* c, ferry_json* doc) noexcept {
+    return guarded("on_chunk", [&] {
+      Context ctx(c);
+      Json j(doc);
+      return target(i, f).on_chunk(ctx, j);
+    });
+  }
+  static void on_complete(ferry_instance* i, ferry_filter* f, ferry_ctx* c,
+                          const ferry_request_summary* s) noexcept {
+    guarded("on_complete", [&] {
+      Context ctx(c);
+      target(i, f).on_complete(ctx, *s);
+      return kOk;
+    });
+  }
+};
+
+template <class T>
+const ferry_middleware_vtable* middleware_vtable() {
+  static const ferry_middleware_vtable vt = [] {
+    ferry_middleware_vtable v{};
+    v.struct_size = sizeof v;
+    v.create = &create<T, Middleware>;
+    v.destroy = &destroy<Middleware>;
+    v.filter_new = &MiddlewareGlue::filter_new;
+    v.filter_free = &MiddlewareGlue::filter_free;
+    // Hooks stay NULL unless overridden on T or a filter can exist, so the
+    // host skips the call entirely on the hot path.
+    constexpr bool has_filter = !std::is_same_v<decltype(&T::new_filter), decltype(&Middleware::new_filter)>;
+    if (has_filter || !std::is_same_v<decltype(&T::on_request), decltype(&Filter::on_request)>)
+      v.on_request = &MiddlewareGlue::on_request;
+    if (has_filter || !std::is_same_v<decltype(&T::on_response), decltype(&Filter::on_response)>)
+      v.on_response = &MiddlewareGlue::on_response;
+    if (has_filter || !std::is_same_v<decltype(&T::on_chunk), decltype(&Filter::on_chunk)>)
+      v.on_chunk = &MiddlewareGlue::on_chunk;
+    if (has_filter || !std::is_same_v<decltype(&T::on_complete), decltype(&Filter::on_complete)>)
+      v.on_complete = &MiddlewareGlue::on_complete;
+    if (!has_filter) {
+      v.filter_new = nullptr;
+      v.filter_free = nullptr;
+    }
+    return v;
+  }();
+  return &vt;
+}
+
+inline ferry_status negotiate(ferry_negotiation* n, const ferry_plugin_info* info) noexcept {
+  if (!n || n->struct_size < offsetof(ferry_negotiation, plugin) + sizeof(n->plugin))
+    return FERRY_ERR_ABI_MISMATCH;
+  n->plugin_abi_major = FERRY_ABI_MAJOR;
+  n->plugin_abi_minor = FERRY_ABI_MINOR;
+  n->plugin = nullptr;
+  if (n->host_abi_major != FERRY_ABI_MAJOR || !n->host) return FERRY_ERR_ABI_MISMATCH;
+  g_host = n->host;
+  g_self = n->self;
+  n->plugin = info;
+  return FERRY_OK;
+}
+
+}  // namespace detail
+}  // namespace ferry::sdk
+
+#define FERRY_SDK_DEFINE_ENTRY_(kind_value, field, vtable_expr, plugin_name, plugin_version)    \
+  extern "C" FERRY_EXPORT ferry_status ferry_plugin_negotiate(ferry_negotiation* negotiation) { \
+    static const ferry_plugin_info info = [] {                                                  \
+      ferry_plugin_info i{};                                                                    \
+      i.struct_size = sizeof i;                                                                 \
+      i.name = plugin_name;                                                                     \
+      i.version = plugin_version;                                                               \
+      i.kind = kind_value;                                                                      \
+      i.field = vtable_expr;                                                                    \
+      return i;                                                                                 \
+    }();                                                                                        \
+    return ::ferry::sdk::detail::negotiate(negotiation, &info);                                 \
+  }
+
+// Exactly one of these per plugin library.
+#define FERRY_PROVIDER_PLUGIN(Type, name, version)                                                      \
+  FERRY_SDK_DEFINE_ENTRY_(FERRY_KIND_PROVIDER, provider, ::ferry::sdk::detail::provider_vtable<Type>(), \
+                          name, version)
+#define FERRY_ROUTER_PLUGIN(Type, name, version)                                                        \
+  FERRY_SDK_DEFINE_ENTRY_(FERRY_KIND_ROUTER, router, ::ferry::sdk::detail::router_vtable<Type>(), name, \
+                          version)
+#define FERRY_MIDDLEWARE_PLUGIN(Type, name, version)         \
+  FERRY_SDK_DEFINE_ENTRY_(FERRY_KIND_MIDDLEWARE, middleware, \
+                          ::ferry::sdk::detail::middleware_vtable<Type>(), name, version)
+
+#endif  // FERRY_PLUGIN_HPP
