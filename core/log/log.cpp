@@ -5,12 +5,19 @@
 
 namespace ferry::log {
 namespace {
+constexpr const char* kPattern = "%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v";
+
+std::shared_ptr<spdlog::logger> boot_logger(const char* name) {
+  auto l = spdlog::stderr_logger_st(name);
+  l->set_pattern(kPattern);
+  return l;
+}
 std::shared_ptr<spdlog::logger>& logger_slot() {
-  static std::shared_ptr<spdlog::logger> logger = [] {
-    auto l = spdlog::stderr_logger_st("ferryd-boot");
-    l->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v");
-    return l;
-  }();
+  static std::shared_ptr<spdlog::logger> logger = boot_logger("ferryd-boot");
+  return logger;
+}
+std::shared_ptr<spdlog::logger>& lifecycle_slot() {
+  static std::shared_ptr<spdlog::logger> logger = boot_logger("ferryd-boot-lifecycle");
   return logger;
 }
 }  // namespace
@@ -28,19 +35,25 @@ std::optional<spdlog::level::level_enum> parse_level(std::string_view name) {
 void init(spdlog::level::level_enum level) {
   spdlog::init_thread_pool(64 * 1024, 1);
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
-  auto logger = std::make_shared<spdlog::async_logger>("ferryd", sink, spdlog::thread_pool(),
-                                                       spdlog::async_overflow_policy::overrun_oldest);
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v");
-  logger->set_level(level);
-  // A line logged just before a crash or exit should not be lost.
-  logger->flush_on(spdlog::level::info);
-  logger_slot() = logger;
+  auto make = [&](const char* name, spdlog::level::level_enum lvl) {
+    auto l = std::make_shared<spdlog::async_logger>(name, sink, spdlog::thread_pool(),
+                                                    spdlog::async_overflow_policy::overrun_oldest);
+    l->set_pattern(kPattern);
+    l->set_level(lvl);
+    // A line logged just before a crash or exit should not be lost.
+    l->flush_on(spdlog::level::trace);
+    return l;
+  };
+  logger_slot() = make("ferryd", level);
+  lifecycle_slot() = make("ferryd-lifecycle", spdlog::level::trace);
 }
 
 spdlog::logger& get() { return *logger_slot(); }
+spdlog::logger& lifecycle() { return *lifecycle_slot(); }
 
 void shutdown() {
   logger_slot()->flush();
+  lifecycle_slot()->flush();
   spdlog::shutdown();
 }
 

@@ -16,6 +16,9 @@ std::optional<spdlog::level::level_enum> parse_level(std::string_view name);
 
 // The process logger (a synchronous stderr logger until init() ran).
 spdlog::logger& get();
+// Lifecycle lines (ready, draining, exiting) that supervisors and scripts wait
+// for: written whatever the configured level, through the same queue.
+spdlog::logger& lifecycle();
 // Flushes and stops the background thread; call before exit.
 void shutdown();
 

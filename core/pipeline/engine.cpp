@@ -480,6 +480,7 @@ asio::awaitable<Call::Result> Call::on_event(SinkEvent& ev, const Provider& p, b
       Failure f;
       f.status = ev.status;
       f.type = ev.type.empty() ? "upstream_error" : ev.type;
+      f.code = "upstream_error";
       f.message = "provider '" + p.name + "': " + ev.message;
       if (committed_) {
         co_await abort_stream(f.message);

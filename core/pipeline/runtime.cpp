@@ -1,9 +1,24 @@
 #include "core/pipeline/runtime.h"
 
+#include <chrono>
+
 #include "core/json/doc.h"
 #include "core/plugin/host_api.h"
 
 namespace ferry::pipeline {
+
+namespace {
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+bool ProviderStats::healthy() const {
+  if (consecutive_failures.load(std::memory_order_relaxed) < kUnhealthyAfter) return true;
+  return steady_ms() - last_failure_ms.load(std::memory_order_relaxed) >= kRetryAfterMs;
+}
 
 void ProviderStats::record(bool ok, uint64_t latency_us) {
   attempts.fetch_add(1, std::memory_order_relaxed);
@@ -15,6 +30,7 @@ void ProviderStats::record(bool ok, uint64_t latency_us) {
   } else {
     failures.fetch_add(1, std::memory_order_relaxed);
     consecutive_failures.fetch_add(1, std::memory_order_relaxed);
+    last_failure_ms.store(steady_ms(), std::memory_order_relaxed);
   }
   uint32_t rate = error_rate_ppm.load(std::memory_order_relaxed);
   uint32_t sample = ok ? 0 : 1'000'000;

@@ -28,9 +28,14 @@ struct ProviderStats {
   // Smoothed failure fraction, in millionths (atomics of double are slow to CAS).
   std::atomic<uint32_t> error_rate_ppm{0};
 
+  std::atomic<int64_t> last_failure_ms{0};  // steady clock
+
   void record(bool ok, uint64_t latency_us);
-  bool healthy() const { return consecutive_failures.load(std::memory_order_relaxed) < kUnhealthyAfter; }
+  // Failing after kUnhealthyAfter failures in a row, until a success or until
+  // kRetryAfterMs pass without traffic: then it is worth trying again.
+  bool healthy() const;
   static constexpr uint32_t kUnhealthyAfter = 5;
+  static constexpr int64_t kRetryAfterMs = 10'000;
 };
 
 // A plugin instance: one configured block, with the plugin's vtable copied into

@@ -116,17 +116,17 @@ int main(int argc, char** argv) {
     std::string models;
     for (const auto& p : runtime->pipelines())
       for (const auto& m : p->models) models += (models.empty() ? "" : ", ") + m;
-    log.info("ferryd {} ready: listening on {} ({} workers; models: {})", FERRY_SDK_VERSION_STRING,
-             server.address(), server.workers(), models);
+    ferry::log::lifecycle().info("ferryd {} ready: listening on {} ({} workers; models: {})",
+                                 FERRY_SDK_VERSION_STRING, server.address(), server.workers(), models);
 
     control.run();
-    log.info("received {}; draining in-flight requests (up to {} ms)",
-             received == SIGTERM ? "SIGTERM" : "SIGINT", options.drain_timeout.count());
+    ferry::log::lifecycle().info("received {}; draining in-flight requests (up to {} ms)",
+                                 received == SIGTERM ? "SIGTERM" : "SIGINT", options.drain_timeout.count());
     size_t left = server.drain();
     if (left)
       log.warn("drain timeout: {} requests were still in flight", left);
     else
-      log.info("drained; exiting");
+      ferry::log::lifecycle().info("drained; exiting");
   }
   runtime.reset();
   ferry::log::shutdown();

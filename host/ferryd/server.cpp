@@ -412,6 +412,20 @@ bool Server::start(std::string* error) {
     return false;
   }
   uint16_t port = im.options.port;
+  if (port != 0) {
+    // SO_REUSEPORT would let us share a port with another process of the same
+    // user without a word. A plain bind first tells whether it is taken.
+    asio::io_context probe_io;
+    tcp::acceptor probe(probe_io);
+    tcp::endpoint ep(addr, port);
+    probe.open(ep.protocol(), ec);
+    if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) probe.bind(ep, ec);
+    if (ec) {
+      *error = "cannot listen on " + im.options.host + ":" + std::to_string(port) + ": " + ec.message();
+      return false;
+    }
+  }
   for (unsigned i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
     tcp::endpoint ep(addr, port);

@@ -1,0 +1,104 @@
+#include "tests/support/fixtures.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "tests/support/http.h"
+
+namespace ferry::test {
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "ferry-test-XXXXXX").string();
+  if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string TempDir::write(const std::string& name, const std::string& content) const {
+  std::string p = path_ + "/" + name;
+  std::ofstream(p, std::ios::binary) << content;
+  return p;
+}
+
+std::string test_plugin_dir() { return FERRY_TEST_PLUGIN_DIR; }
+std::string source_dir() { return FERRY_TEST_SOURCE_DIR; }
+
+std::string chat_body(const std::string& model, const std::string& text, const std::string& extra) {
+  json::Value body = {{"model", model},
+                      {"messages", json::Value::array({{{"role", "user"}, {"content", text}}})}};
+  std::string out = body.dump();
+  if (!extra.empty()) out.insert(out.size() - 1, "," + extra);
+  return out;
+}
+
+MockUpstream::MockUpstream(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{FERRY_TEST_MOCK_UPSTREAM, "--listen", "127.0.0.1:0", "--threads", "1"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  process_ = Process::start(argv);
+  auto line = process_->wait_for_line("listening ");
+  if (!line) throw std::runtime_error("mock upstream did not start: " + process_->output());
+  address_ = line->substr(line->find("listening ") + 10);
+}
+
+json::Value MockUpstream::stats() const {
+  auto r = http_get(address_, "/_mock/stats");
+  return json::Value::parse(r.body);
+}
+
+void MockUpstream::set_faults(const std::string& json) const {
+  auto r = http_post(address_, "/_mock/faults", json);
+  if (r.status != 204) throw std::runtime_error("mock upstream refused faults " + json + ": " + r.body);
+}
+
+void MockUpstream::reset() const { http_post(address_, "/_mock/reset", ""); }
+
+int MockUpstream::requests() const { return stats().value("requests", -1); }
+
+void MockUpstream::kill() {
+  process_->signal(SIGKILL);
+  process_->wait_exit();
+}
+
+std::unique_ptr<Ferryd> Ferryd::start(const std::string& config, const std::vector<std::string>& extra_args,
+                                      const std::vector<std::string>& env) {
+  std::unique_ptr<Ferryd> f(new Ferryd());
+  f->config_path_ = f->dir_.write("ferry.toml", config);
+  std::vector<std::string> argv{FERRY_TEST_FERRYD, "--config", f->config_path_, "--listen", "127.0.0.1:0"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  f->process_ = Process::start(argv, env);
+  auto line = f->process_->wait_for_line("listening on ");
+  if (!line) {
+    ADD_FAILURE() << "ferryd did not become ready; output:\n" << f->process_->output();
+    throw std::runtime_error("ferryd did not start");
+  }
+  auto at = line->find("listening on ") + 13;
+  f->address_ = line->substr(at, line->find(' ', at) - at);
+  return f;
+}
+
+Ferryd::~Ferryd() {
+  if (process_) {
+    process_->signal(SIGTERM);
+    if (!process_->wait_exit(std::chrono::seconds(10))) process_->signal(SIGKILL);
+  }
+}
+
+int Ferryd::stop() {
+  process_->signal(SIGTERM);
+  return process_->wait_exit(std::chrono::seconds(30)).value_or(-1);
+}
+
+RunResult ferryd_refusing(const std::string& config, const std::vector<std::string>& env) {
+  TempDir dir;
+  auto path = dir.write("ferry.toml", config);
+  return run({FERRY_TEST_FERRYD, "--config", path, "--listen", "127.0.0.1:0"}, env, std::chrono::seconds(20));
+}
+
+}  // namespace ferry::test
