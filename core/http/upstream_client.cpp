@@ -12,6 +12,8 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <unordered_map>
 
@@ -28,16 +30,32 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 constexpr auto kNoThrow = asio::as_tuple(asio::use_awaitable);
 
-ssl::context& tls_context() {
-  static ssl::context ctx = [] {
-    ssl::context c(ssl::context::tls_client);
-    c.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
-                  ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
-    c.set_default_verify_paths();
-    c.set_verify_mode(ssl::verify_peer);
-    return c;
-  }();
-  return ctx;
+// One TLS context per trust store, shared by all workers (an SSL_CTX is safe to
+// share once set up). Peers are always verified; there is no option not to.
+ssl::context* tls_context(const std::string& ca_file, std::string& error) {
+  static std::mutex mu;
+  static std::map<std::string, std::unique_ptr<ssl::context>> contexts;
+  std::lock_guard lock(mu);
+  auto& slot = contexts[ca_file];
+  if (!slot) {
+    auto c = std::make_unique<ssl::context>(ssl::context::tls_client);
+    c->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                   ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+    boost::system::error_code ec;
+    if (ca_file.empty())
+      c->set_default_verify_paths(ec);
+    else
+      c->load_verify_file(ca_file, ec);
+    if (ec) {
+      error = "cannot load trusted certificates" + (ca_file.empty() ? std::string() : " from " + ca_file) +
+              ": " + ec.message();
+      contexts.erase(ca_file);
+      return nullptr;
+    }
+    c->set_verify_mode(ssl::verify_peer);
+    slot = std::move(c);
+  }
+  return slot.get();
 }
 
 UpstreamError map_error(const error_code& ec, std::string_view during) {
@@ -76,8 +94,8 @@ class ClientImpl;
 class Exchange final : public UpstreamExchange {
  public:
   Exchange(ClientImpl& client, std::unique_ptr<Connection> conn,
-           std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> parser, Timeouts timeouts)
-      : client_(client), conn_(std::move(conn)), parser_(std::move(parser)), timeouts_(timeouts) {
+           std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> parser, UpstreamOptions options)
+      : client_(client), conn_(std::move(conn)), parser_(std::move(parser)), read_timeout_(options.read) {
     const auto& res = parser_->get();
     status_ = static_cast<int>(res.result_int());
     for (const auto& f : res) headers_.add(f.name_string(), f.value());
@@ -101,7 +119,7 @@ class Exchange final : public UpstreamExchange {
     auto& body = parser_->get().body();
     body.data = buf_.data();
     body.size = buf_.size();
-    conn_->tcp().expires_after(timeouts_.read);
+    conn_->tcp().expires_after(read_timeout_);
     error_code ec;
     if (conn_->secure)
       std::tie(ec, std::ignore) =
@@ -142,7 +160,7 @@ class Exchange final : public UpstreamExchange {
   ClientImpl& client_;
   std::unique_ptr<Connection> conn_;
   std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> parser_;
-  Timeouts timeouts_;
+  std::chrono::milliseconds read_timeout_;
   int status_ = 0;
   util::Headers headers_;
   std::array<char, 16 * 1024> buf_;
@@ -152,7 +170,7 @@ class ClientImpl final : public UpstreamClient {
  public:
   explicit ClientImpl(asio::any_io_executor ex) : ex_(std::move(ex)), resolver_(ex_) {}
 
-  asio::awaitable<SendResult> send(const UpstreamRequest& request, const Timeouts& timeouts) override {
+  asio::awaitable<SendResult> send(const UpstreamRequest& request, const UpstreamOptions& options) override {
     std::string why;
     auto url = parse_url(request.url, &why);
     SendResult failed;
@@ -175,14 +193,15 @@ class ClientImpl final : public UpstreamClient {
     req.body() = request.body;
     req.prepare_payload();
 
-    std::string origin = url->origin();
+    // Connections are pooled per origin and trust store.
+    std::string origin = url->origin() + (options.ca_file.empty() ? "" : " ca=" + options.ca_file);
     // A pooled connection may have been closed by the server while idle; that
     // shows as a failure before any response byte, so retry once on a fresh one.
     for (int attempt = 0; attempt < 2; ++attempt) {
       std::unique_ptr<Connection> conn = take_idle(origin);
       if (!conn) {
         UpstreamError err;
-        conn = co_await connect(*url, origin, timeouts, err);
+        conn = co_await connect(*url, origin, options, err);
         if (err) {
           failed.error = std::move(err);
           co_return failed;
@@ -192,14 +211,14 @@ class ClientImpl final : public UpstreamClient {
       parser->body_limit(boost::none);
       parser->header_limit(64 * 1024);
       bool reused = conn->reused;
-      conn->tcp().expires_after(timeouts.read);
+      conn->tcp().expires_after(options.read);
       error_code ec;
       if (conn->secure)
         std::tie(ec, std::ignore) = co_await bhttp::async_write(*conn->secure, req, kNoThrow);
       else
         std::tie(ec, std::ignore) = co_await bhttp::async_write(*conn->plain, req, kNoThrow);
       if (!ec) {
-        conn->tcp().expires_after(timeouts.read);
+        conn->tcp().expires_after(options.read);
         if (conn->secure)
           std::tie(ec, std::ignore) =
               co_await bhttp::async_read_header(*conn->secure, conn->buffer, *parser, kNoThrow);
@@ -213,9 +232,10 @@ class ClientImpl final : public UpstreamClient {
         failed.error = std::move(err);
         co_return failed;
       }
-      ++(reused ? stats_.connections_reused : stats_.connections_opened);
+      (reused ? stats_.connections_reused : stats_.connections_opened)
+          .fetch_add(1, std::memory_order_relaxed);
       SendResult ok;
-      ok.exchange = std::make_unique<Exchange>(*this, std::move(conn), std::move(parser), timeouts);
+      ok.exchange = std::make_unique<Exchange>(*this, std::move(conn), std::move(parser), options);
       co_return ok;
     }
     failed.error = UpstreamError{UpstreamError::Kind::kReset, "upstream closed the connection twice"};
@@ -223,7 +243,7 @@ class ClientImpl final : public UpstreamClient {
   }
 
   void close_idle() override { idle_.clear(); }
-  PoolStats stats() const override { return stats_; }
+  const PoolStats& stats() const override { return stats_; }
 
   void release(std::unique_ptr<Connection> conn) {
     auto& list = idle_[conn->origin];
@@ -250,7 +270,7 @@ class ClientImpl final : public UpstreamClient {
   }
 
   asio::awaitable<std::unique_ptr<Connection>> connect(const Url& url, const std::string& origin,
-                                                       const Timeouts& timeouts, UpstreamError& err) {
+                                                       const UpstreamOptions& options, UpstreamError& err) {
     auto conn = std::make_unique<Connection>();
     conn->origin = origin;
     auto [rec, endpoints] = co_await resolver_.async_resolve(url.host, std::to_string(url.port), kNoThrow);
@@ -259,7 +279,13 @@ class ClientImpl final : public UpstreamClient {
       co_return nullptr;
     }
     if (url.tls) {
-      conn->secure.emplace(ex_, tls_context());
+      std::string why;
+      ssl::context* tls = tls_context(options.ca_file, why);
+      if (!tls) {
+        err = {UpstreamError::Kind::kTls, why};
+        co_return nullptr;
+      }
+      conn->secure.emplace(ex_, *tls);
       auto* native = conn->secure->native_handle();
       if (!SSL_set_tlsext_host_name(native, url.host.c_str())) {
         err = {UpstreamError::Kind::kTls, "cannot set TLS server name for " + url.host};
@@ -270,7 +296,7 @@ class ClientImpl final : public UpstreamClient {
       conn->plain.emplace(ex_);
     }
     auto& tcp = conn->tcp();
-    tcp.expires_after(timeouts.connect);
+    tcp.expires_after(options.connect);
     auto [cec, ep] = co_await tcp.async_connect(endpoints, kNoThrow);
     if (cec) {
       err = map_error(cec, "connecting to " + origin);
@@ -278,7 +304,7 @@ class ClientImpl final : public UpstreamClient {
     }
     tcp.socket().set_option(tcp::no_delay(true));
     if (conn->secure) {
-      tcp.expires_after(timeouts.connect);
+      tcp.expires_after(options.connect);
       auto [hec] = co_await conn->secure->async_handshake(ssl::stream_base::client, kNoThrow);
       if (hec) {
         err = {UpstreamError::Kind::kTls, "TLS handshake with " + origin + " failed: " + hec.message()};

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -21,9 +22,11 @@ struct UpstreamRequest {
   bool streaming = false;
 };
 
-struct Timeouts {
+// How to reach one provider's upstream.
+struct UpstreamOptions {
   std::chrono::milliseconds connect{5000};
   std::chrono::milliseconds read{60000};  // for the response head and between body reads
+  std::string ca_file;                    // PEM bundle to trust instead of the system store
 };
 
 // Why an exchange failed. kind decides failover (all of these may fail over).
@@ -52,9 +55,10 @@ struct SendResult {
   std::unique_ptr<UpstreamExchange> exchange;  // set iff !error
 };
 
+// Read from other threads (metrics) while the worker updates them.
 struct PoolStats {
-  uint64_t connections_opened = 0;
-  uint64_t connections_reused = 0;
+  std::atomic<uint64_t> connections_opened{0};
+  std::atomic<uint64_t> connections_reused{0};
 };
 
 // Client for one worker thread: all its connections belong to that thread's
@@ -65,10 +69,10 @@ class UpstreamClient {
   // Connects (or reuses a pooled connection), sends the request and reads the
   // response head.
   virtual boost::asio::awaitable<SendResult> send(const UpstreamRequest& request,
-                                                  const Timeouts& timeouts) = 0;
+                                                  const UpstreamOptions& options) = 0;
   // Closes idle pooled connections (drain).
   virtual void close_idle() = 0;
-  virtual PoolStats stats() const = 0;
+  virtual const PoolStats& stats() const = 0;
 
   static std::unique_ptr<UpstreamClient> create(boost::asio::any_io_executor executor);
 };

@@ -381,8 +381,10 @@ asio::awaitable<bool> Call::run_on_request() {
       if (ctx_.respond_status >= 400) o_.error = "answered by middleware '" + m->name + "'";
       co_return false;
     }
-    co_await reply_error(r.timed_out ? 504 : 500, hook_failure(f, "on_request", r),
-                         r.timed_out ? "timeout_error" : "server_error", "plugin_error");
+    int status = r.timed_out ? 504 : 500;
+    std::string message = hook_failure(f, "on_request", r);
+    co_await reply_error(status, std::move(message), r.timed_out ? "timeout_error" : "server_error",
+                         "plugin_error");
     co_return false;
   }
   co_return true;
@@ -479,6 +481,14 @@ asio::awaitable<Call::Result> Call::on_event(SinkEvent& ev, const Provider& p, b
     case K::kError: {
       Failure f;
       f.status = ev.status;
+      if (f.status == 401 || f.status == 403) {
+        // The upstream refused the gateway's credentials: not the client's
+        // fault, and another provider may well accept its own.
+        ev.message = "upstream rejected the configured credentials (HTTP " + std::to_string(f.status) +
+                     "): " + ev.message;
+        f.status = 502;
+        ev.type = "upstream_error";
+      }
       f.type = ev.type.empty() ? "upstream_error" : ev.type;
       f.code = "upstream_error";
       f.message = "provider '" + p.name + "': " + ev.message;
@@ -550,11 +560,11 @@ asio::awaitable<Call::Result> Call::serve_attempt(const Provider& p) {
     co_return Result::kFailed;
   }
   for (;;) {
-    bool woke = co_await sink->wait(p.timeouts.read);
+    bool woke = co_await sink->wait(p.upstream.read);
     if (!woke) {
       sink->abandon();
       std::string msg =
-          "provider '" + p.name + "' produced nothing for " + std::to_string(p.timeouts.read.count()) + " ms";
+          "provider '" + p.name + "' produced nothing for " + std::to_string(p.upstream.read.count()) + " ms";
       if (committed_) {
         co_await abort_stream(msg);
         co_return Result::kFinished;
@@ -591,7 +601,7 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
   for (const auto& h : ctx_.upstream_headers) build.request.headers.set(h.name, h.value);
   if (build.body_doc) build.request.body.assign(build.body_doc->text());
 
-  auto sent = co_await client_.send(build.request, p.timeouts);
+  auto sent = co_await client_.send(build.request, p.upstream);
   if (sent.error) {
     last_failure_ = from_upstream(sent.error, p.name);
     co_return Result::kFailed;
@@ -733,8 +743,10 @@ asio::awaitable<bool> Call::deliver_response(Doc& response, const Provider& p) {
       if (!sent) o_.status = 499;
       co_return true;
     }
-    co_await reply_error(r.timed_out ? 504 : 500, hook_failure(*it, "on_response", r),
-                         r.timed_out ? "timeout_error" : "server_error", "plugin_error");
+    int status = r.timed_out ? 504 : 500;
+    std::string message = hook_failure(*it, "on_response", r);
+    co_await reply_error(status, std::move(message), r.timed_out ? "timeout_error" : "server_error",
+                         "plugin_error");
     co_return true;
   }
   (void)p;

@@ -89,8 +89,9 @@ std::unique_ptr<Runtime> Runtime::build(std::shared_ptr<const config::Config> cf
   for (const auto& pc : cfg->providers) {
     auto p = std::make_unique<Provider>();
     p->name = pc.block.name;
-    p->timeouts.connect = std::chrono::milliseconds(pc.connect_timeout_ms);
-    p->timeouts.read = std::chrono::milliseconds(pc.read_timeout_ms);
+    p->upstream.connect = std::chrono::milliseconds(pc.connect_timeout_ms);
+    p->upstream.read = std::chrono::milliseconds(pc.read_timeout_ms);
+    p->upstream.ca_file = pc.ca_file;
     p->stream_usage = pc.stream_usage;
     p->plugin =
         create_instance(rt->registry_, FERRY_KIND_PROVIDER, pc.block, &ferry_plugin_info::provider, errors);

@@ -65,7 +65,7 @@ class Instance {
 
 struct Provider {
   std::string name;
-  http::Timeouts timeouts;
+  http::UpstreamOptions upstream;
   bool stream_usage = true;
   std::unique_ptr<Instance<ferry_provider_vtable>> plugin;
   mutable ProviderStats stats;

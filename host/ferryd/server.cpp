@@ -286,7 +286,10 @@ struct Server::Impl {
       if (path == "/metrics") {
         co_await send_text(conn, id, keep_alive, metrics_text());
       } else {
-        co_await out.send_json(200, path == "/health" ? health_json() : models_json(), {});
+        // Bound to a local first: g++ 12 destroys a ?: temporary inside a
+        // co_await expression twice.
+        std::string body = path == "/health" ? health_json() : models_json();
+        co_await out.send_json(200, body, {});
       }
     } else {
       status = 404;
@@ -386,6 +389,14 @@ struct Server::Impl {
     }
     m.set("ferry_open_connections", static_cast<double>(conns));
     m.set("ferry_active_requests", static_cast<double>(active));
+    uint64_t opened = 0;
+    uint64_t reused = 0;
+    for (const auto& w : workers) {
+      opened += w->upstream->stats().connections_opened.load(std::memory_order_relaxed);
+      reused += w->upstream->stats().connections_reused.load(std::memory_order_relaxed);
+    }
+    m.set("ferry_upstream_connections_opened", static_cast<double>(opened));
+    m.set("ferry_upstream_connections_reused", static_cast<double>(reused));
     for (const auto& p : runtime.providers())
       m.set("ferry_provider_in_flight{provider=\"" + p->name + "\"}", p->stats.in_flight.load());
     return m.render();

@@ -109,6 +109,16 @@ TEST(Chat, HealthReportsVersionUptimeAndProviders) {
   EXPECT_EQ(j["providers"][0]["healthy"], true);
 }
 
+TEST(Chat, KeepsServingAfterModelHealthAndMetricsRequests) {
+  // Regression: a g++ 12 coroutine bug once made the second of these crash.
+  auto f = Ferryd::start(mock_pipeline());
+  for (int i = 0; i < 3; ++i)
+    for (auto path : {"/v1/models", "/health", "/metrics"})
+      ASSERT_EQ(http_get(f->address(), path).status, 200) << path;
+  EXPECT_EQ(http_post(f->address(), "/v1/chat/completions", chat_body("m", "x")).status, 200);
+  EXPECT_EQ(f->stop(), 0) << f->output();
+}
+
 TEST(Chat, EchoesTheClientsRequestIdAndLogsIt) {
   auto f = Ferryd::start(mock_pipeline());
   auto r = http_post(f->address(), "/v1/chat/completions", chat_body("m", "hi"),

@@ -287,6 +287,11 @@ class Stream final : public ferry::sdk::StreamParser {
 
   Status on_event(Context&, const SseEvent& ev, Sink& sink) override {
     const Json& j = ev.json;
+    // Every Anthropic event carries JSON. Checked first: a known event with a
+    // broken payload (a delta cut short) must not be skipped as if empty.
+    if (!j.valid())
+      return sink.error(502, "upstream_error",
+                        "Anthropic sent an event that is not JSON: " + snippet(ev.data));
     // The event name and the payload's "type" agree; the payload is authoritative.
     std::string type(j.string("/type").value_or(ev.event));
     if (type == "ping" || type == "content_block_stop") return Status::kContinue;
@@ -357,9 +362,6 @@ class Stream final : public ferry::sdk::StreamParser {
                         "stream error from Anthropic (" + std::string(err_type) +
                             "): " + std::string(j.string("/error/message").value_or("")));
     }
-    if (!j.valid())
-      return sink.error(502, "upstream_error",
-                        "Anthropic sent an event that is not JSON: " + snippet(ev.data));
     return Status::kContinue;  // unknown event types are skipped, as Anthropic asks of clients
   }
 

@@ -203,7 +203,8 @@ class Mock final : public ferry::sdk::Provider {
     }
     a.text = cfg_.reply_prefix + (last_user.empty() ? "" : " " + last_user);
     std::vector<std::string> words = pieces_of(a.text);
-    if (auto max = req.integer("/max_tokens").value_or(req.integer("/max_completion_tokens").value_or(0));
+    // max_completion_tokens first, as the anthropic adapter reads them: max_tokens is deprecated.
+    if (auto max = req.integer("/max_completion_tokens").value_or(req.integer("/max_tokens").value_or(0));
         max > 0 && static_cast<size_t>(max) < words.size()) {
       words.resize(static_cast<size_t>(max));
       a.text.clear();

@@ -65,6 +65,9 @@ class OpenAI final : public ferry::sdk::Provider {
         authorization_ = "Bearer " + std::string(*key);
     }
     model_ = c.string("/model");
+    // keys() of anything but a table is empty: say so rather than drop them.
+    if (auto t = c.json().type("/headers"); t != FERRY_JSON_MISSING && t != FERRY_JSON_OBJECT)
+      c.error("/headers", "expected a table of header names to string values");
     for (const auto& name : c.keys("/headers")) headers_.emplace_back(name, c.string("/headers/" + name));
   }
 

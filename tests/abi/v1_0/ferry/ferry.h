@@ -12,9 +12,9 @@
  *
  * Growth.  Every struct starts with struct_size and only ever grows at the end.
  *   A reader uses a field only if the writer's struct_size covers it.  A NULL
- *   function pointer in a plugin vtable means "not implemented".  Host
- *   services appended in a later minor are used by a plugin only after it has
- *   checked ferry_host_api.struct_size (FERRY_HOST_HAS()).
+ *   function pointer in a plugin vtable means "not implemented".  A host
+ *   refuses a plugin built against a newer minor than its own, so every host
+ *   service in the header a plugin was built with exists in its host.
  *
  * Memory.  Neither side frees the other's memory.  Bytes cross as ferry_view
  *   (pointer + length, borrowed).  A view passed into a plugin hook is valid
@@ -312,14 +312,10 @@ typedef struct ferry_host_api {
   ferry_status (*sink_chunk)(ferry_sink* sink, ferry_view json);
   /* The stream ended normally. */
   ferry_status (*sink_done)(ferry_sink* sink);
-  /* The upstream failed. http_status decides failover (ABI.md R14);
+  /* The upstream failed. http_status decides failover (ABI.md R15);
    * type is an OpenAI error type such as "server_error". */
   ferry_status (*sink_error)(ferry_sink* sink, int32_t http_status, ferry_view type, ferry_view message);
 } ferry_host_api;
-
-/* True if the host table has the member `field` (for services added after 1.0). */
-#define FERRY_HOST_HAS(host, field) \
-  ((host)->struct_size >= offsetof(ferry_host_api, field) + sizeof((host)->field))
 
 /* ------------------------------------------------------------------------ */
 /* Plugin vtables. NULL members mean "not implemented".                      */
