@@ -18,7 +18,7 @@ jobs=${FERRY_JOBS:-$(nproc)}
 say() { printf '\n== %s\n' "$*" >&2; }
 
 packages=(
-  build-essential cmake ninja-build ccache pkg-config git ca-certificates
+  build-essential cmake ninja-build ccache pkg-config git ca-certificates openssl socat
   libboost1.81-dev libssl-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
   libcpp-httplib-dev libgtest-dev
 )
@@ -66,7 +66,7 @@ case "${1:-}" in
     say "running the test suite (Release)"
     ctest --test-dir "$build" --output-on-failure -j "$jobs"
     if [[ $sanitizers == 1 ]]; then
-      configure_and_build "$build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFERRY_SANITIZE=ON
+      configure_and_build "$build-asan" -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=ON -DFERRY_WERROR=ON
       say "running the test suite under AddressSanitizer + UndefinedBehaviorSanitizer"
       ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         ctest --test-dir "$build-asan" --output-on-failure -j "$jobs"

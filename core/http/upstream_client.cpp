@@ -79,7 +79,7 @@ UpstreamError map_error(const error_code& ec, std::string_view during) {
 }
 
 struct Connection {
-  std::string origin;
+  std::string pool_key;
   std::optional<beast::tcp_stream> plain;
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
   beast::flat_buffer buffer;
@@ -140,6 +140,17 @@ class Exchange final : public UpstreamExchange {
     co_return UpstreamError{};
   }
 
+  asio::awaitable<void> discard_rest(std::chrono::milliseconds timeout, size_t limit) override {
+    read_timeout_ = timeout;
+    std::string ignored;
+    bool done = false;
+    while (conn_ && !done && ignored.size() <= limit) {
+      auto err = co_await read_some(ignored, &done);
+      if (err) break;
+    }
+    conn_.reset();  // not at the end (or already returned to the pool by finish())
+  }
+
   asio::awaitable<UpstreamError> read_all(std::string& out, size_t limit) override {
     bool done = false;
     while (!done) {
@@ -194,14 +205,14 @@ class ClientImpl final : public UpstreamClient {
     req.prepare_payload();
 
     // Connections are pooled per origin and trust store.
-    std::string origin = url->origin() + (options.ca_file.empty() ? "" : " ca=" + options.ca_file);
+    std::string pool_key = url->origin() + (options.ca_file.empty() ? "" : " ca=" + options.ca_file);
     // A pooled connection may have been closed by the server while idle; that
     // shows as a failure before any response byte, so retry once on a fresh one.
     for (int attempt = 0; attempt < 2; ++attempt) {
-      std::unique_ptr<Connection> conn = take_idle(origin);
+      std::unique_ptr<Connection> conn = take_idle(pool_key);
       if (!conn) {
         UpstreamError err;
-        conn = co_await connect(*url, origin, options, err);
+        conn = co_await connect(*url, pool_key, options, err);
         if (err) {
           failed.error = std::move(err);
           co_return failed;
@@ -246,7 +257,7 @@ class ClientImpl final : public UpstreamClient {
   const PoolStats& stats() const override { return stats_; }
 
   void release(std::unique_ptr<Connection> conn) {
-    auto& list = idle_[conn->origin];
+    auto& list = idle_[conn->pool_key];
     if (list.size() >= kMaxIdlePerOrigin) return;
     conn->reused = true;
     conn->idle_since = std::chrono::steady_clock::now();
@@ -257,8 +268,8 @@ class ClientImpl final : public UpstreamClient {
   static constexpr size_t kMaxIdlePerOrigin = 256;
   static constexpr auto kMaxIdle = std::chrono::seconds(30);
 
-  std::unique_ptr<Connection> take_idle(const std::string& origin) {
-    auto it = idle_.find(origin);
+  std::unique_ptr<Connection> take_idle(const std::string& pool_key) {
+    auto it = idle_.find(pool_key);
     if (it == idle_.end()) return nullptr;
     auto now = std::chrono::steady_clock::now();
     while (!it->second.empty()) {
@@ -269,10 +280,10 @@ class ClientImpl final : public UpstreamClient {
     return nullptr;
   }
 
-  asio::awaitable<std::unique_ptr<Connection>> connect(const Url& url, const std::string& origin,
+  asio::awaitable<std::unique_ptr<Connection>> connect(const Url& url, const std::string& pool_key,
                                                        const UpstreamOptions& options, UpstreamError& err) {
     auto conn = std::make_unique<Connection>();
-    conn->origin = origin;
+    conn->pool_key = pool_key;
     auto [rec, endpoints] = co_await resolver_.async_resolve(url.host, std::to_string(url.port), kNoThrow);
     if (rec) {
       err = {UpstreamError::Kind::kConnect, "cannot resolve " + url.host + ": " + rec.message()};
@@ -299,7 +310,7 @@ class ClientImpl final : public UpstreamClient {
     tcp.expires_after(options.connect);
     auto [cec, ep] = co_await tcp.async_connect(endpoints, kNoThrow);
     if (cec) {
-      err = map_error(cec, "connecting to " + origin);
+      err = map_error(cec, "connecting to " + url.origin());
       co_return nullptr;
     }
     tcp.socket().set_option(tcp::no_delay(true));
@@ -307,7 +318,7 @@ class ClientImpl final : public UpstreamClient {
       tcp.expires_after(options.connect);
       auto [hec] = co_await conn->secure->async_handshake(ssl::stream_base::client, kNoThrow);
       if (hec) {
-        err = {UpstreamError::Kind::kTls, "TLS handshake with " + origin + " failed: " + hec.message()};
+        err = {UpstreamError::Kind::kTls, "TLS handshake with " + url.origin() + " failed: " + hec.message()};
         co_return nullptr;
       }
     }

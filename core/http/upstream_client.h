@@ -48,6 +48,10 @@ class UpstreamExchange {
   virtual boost::asio::awaitable<UpstreamError> read_some(std::string& out, bool* done) = 0;
   // Reads the rest of the body into `out`, up to limit bytes.
   virtual boost::asio::awaitable<UpstreamError> read_all(std::string& out, size_t limit) = 0;
+  // Reads and drops what is left of the body (e.g. the last chunk after a
+  // stream's final event) so the connection can return to the pool; gives up,
+  // closing the connection, after `timeout` or `limit` bytes.
+  virtual boost::asio::awaitable<void> discard_rest(std::chrono::milliseconds timeout, size_t limit) = 0;
 };
 
 struct SendResult {

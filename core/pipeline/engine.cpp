@@ -707,6 +707,11 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
     for (auto& ev : sink->drain()) {
       bool done = false;
       Result r = co_await on_event(ev, p, done);
+      if (r == Result::kSuccess && done && !eof) {
+        // The stream's end usually has the body's last chunk right behind it:
+        // read it so the connection goes back to the pool.
+        co_await ex.discard_rest(std::chrono::milliseconds(100), 64 * 1024);
+      }
       if (done || r != Result::kSuccess) co_return r;
     }
     if (eof) {

@@ -62,6 +62,26 @@ TEST(OpenAIProvider, RenamesTheModelForTheUpstreamWhenConfigured) {
   EXPECT_EQ(up.stats()["last_request"]["body"]["model"], "mock-large");
 }
 
+// The value of an unlabelled series in Prometheus text.
+double metric(const std::string& text, const std::string& name) {
+  auto at = text.find("\n" + name + " ");
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size() + 2));
+}
+
+TEST(OpenAIProvider, ReusesPooledUpstreamConnections) {
+  MockUpstream up;
+  auto f = Ferryd::start("[server]\nthreads = 1\n\n" + openai_config(up), {}, kKeys);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(http_post(f->address(), "/v1/chat/completions", chat_body("gpt-test", "x")).status, 200);
+    ASSERT_TRUE(
+        http_post_sse(f->address(), "/v1/chat/completions", chat_body("gpt-test", "y", R"("stream":true)"))
+            .ends_with_done());
+  }
+  auto text = http_get(f->address(), "/metrics").body;
+  EXPECT_EQ(metric(text, "ferry_upstream_connections_opened"), 1) << text;
+  EXPECT_EQ(metric(text, "ferry_upstream_connections_reused"), 19) << text;
+}
+
 TEST(OpenAIProvider, RefusesToStartWithoutItsApiKey) {
   MockUpstream up;
   auto r = ferryd_refusing(openai_config(up));

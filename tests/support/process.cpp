@@ -38,11 +38,14 @@ std::unique_ptr<Process> Process::start(const std::vector<std::string>& argv,
   cenv.push_back(nullptr);
 
   std::unique_ptr<Process> p(new Process());
-  int rc = posix_spawn(&p->pid_, cargv[0], &actions, nullptr, cargv.data(), cenv.data());
+  // posix_spawnp: tools such as openssl and socat are found on PATH.
+  int rc = posix_spawnp(&p->pid_, cargv[0], &actions, nullptr, cargv.data(), cenv.data());
   posix_spawn_file_actions_destroy(&actions);
   ::close(fds[1]);
   if (rc != 0) {
     ::close(fds[0]);
+    p->pid_ = -1;
+    p->exit_status_ = 127;
     throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
   }
   p->reader_ = std::thread([proc = p.get(), fd = fds[0]] { proc->read_loop(fd); });
@@ -67,7 +70,8 @@ void Process::read_loop(int fd) {
 }
 
 Process::~Process() {
-  if (!exit_status_) {
+  // Never kill(-1) or kill(0): that would signal every process we may signal.
+  if (!exit_status_ && pid_ > 0) {
     ::kill(pid_, SIGKILL);
     wait_exit(std::chrono::seconds(5));
   }
@@ -99,11 +103,11 @@ std::string Process::output() const {
 }
 
 void Process::signal(int sig) {
-  if (!exit_status_) ::kill(pid_, sig);
+  if (!exit_status_ && pid_ > 0) ::kill(pid_, sig);
 }
 
 std::optional<int> Process::wait_exit(std::chrono::milliseconds timeout) {
-  if (exit_status_) return exit_status_;
+  if (exit_status_ || pid_ <= 0) return exit_status_;
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     int status = 0;
