@@ -187,6 +187,16 @@ class Call {
   }
 
   // ---- providers
+  // An attempt went wrong: before the first byte the next provider may take
+  // over (kFailed); after it, the stream ends with an error event (kFinished).
+  asio::awaitable<Result> fail(Failure f) {
+    if (committed_) {
+      co_await abort_stream(f.message);
+      co_return Result::kFinished;
+    }
+    last_failure_ = std::move(f);
+    co_return Result::kFailed;
+  }
   asio::awaitable<std::optional<std::vector<const Provider*>>> choose_providers();
   asio::awaitable<Result> attempt(const Provider& p);
   asio::awaitable<Result> http_attempt(const Provider& p);
@@ -492,12 +502,8 @@ asio::awaitable<Call::Result> Call::on_event(SinkEvent& ev, const Provider& p, b
       f.type = ev.type.empty() ? "upstream_error" : ev.type;
       f.code = "upstream_error";
       f.message = "provider '" + p.name + "': " + ev.message;
-      if (committed_) {
-        co_await abort_stream(f.message);
-        co_return Result::kFinished;
-      }
-      last_failure_ = std::move(f);
-      co_return Result::kFailed;
+      Result r = co_await fail(std::move(f));
+      co_return r;
     }
     case K::kResponse: {
       if (ctx_.stream) {
@@ -536,13 +542,9 @@ asio::awaitable<Call::Result> Call::on_event(SinkEvent& ev, const Provider& p, b
   std::string why = ev.kind == K::kChunk  ? "streamed an answer to a non-streaming request"
                     : ev.kind == K::kDone ? "ended without an answer"
                                           : "returned a response that is not a JSON object";
-  if (committed_) {
-    co_await abort_stream("provider '" + p.name + "' " + why);
-    co_return Result::kFinished;
-  }
-  last_failure_ =
-      Failure{502, "upstream_error", "bad_upstream_response", "provider '" + p.name + "' " + why, {}};
-  co_return Result::kFailed;
+  Result r =
+      co_await fail({502, "upstream_error", "bad_upstream_response", "provider '" + p.name + "' " + why, {}});
+  co_return r;
 }
 
 asio::awaitable<Call::Result> Call::serve_attempt(const Provider& p) {
@@ -565,12 +567,8 @@ asio::awaitable<Call::Result> Call::serve_attempt(const Provider& p) {
       sink->abandon();
       std::string msg =
           "provider '" + p.name + "' produced nothing for " + std::to_string(p.upstream.read.count()) + " ms";
-      if (committed_) {
-        co_await abort_stream(msg);
-        co_return Result::kFinished;
-      }
-      last_failure_ = Failure{504, "timeout_error", "upstream_timeout", msg, {}};
-      co_return Result::kFailed;
+      Result r = co_await fail({504, "timeout_error", "upstream_timeout", std::move(msg), {}});
+      co_return r;
     }
     for (auto& ev : sink->drain()) {
       bool done = false;
@@ -679,12 +677,8 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
     auto err = co_await ex.read_some(bytes, &eof);
     if (err) {
       Failure f = from_upstream(err, p.name);
-      if (committed_) {
-        co_await abort_stream(f.message);
-        co_return Result::kFinished;
-      }
-      last_failure_ = std::move(f);
-      co_return Result::kFailed;
+      Result r = co_await fail(std::move(f));
+      co_return r;
     }
     bool ok = parser.feed(bytes, [&](const sse::Event& e) {
       if (adapter_status != FERRY_OK || sink->terminated()) return;
@@ -697,12 +691,8 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
       std::string msg = !ok ? "provider '" + p.name + "' sent an oversized stream event"
                             : "provider '" + p.name + "': its adapter rejected a stream event (status " +
                                   std::to_string(adapter_status) + ")";
-      if (committed_) {
-        co_await abort_stream(msg);
-        co_return Result::kFinished;
-      }
-      last_failure_ = Failure{502, "upstream_error", "bad_upstream_response", msg, {}};
-      co_return Result::kFailed;
+      Result r = co_await fail({502, "upstream_error", "bad_upstream_response", std::move(msg), {}});
+      co_return r;
     }
     for (auto& ev : sink->drain()) {
       bool done = false;
@@ -716,12 +706,8 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
     }
     if (eof) {
       std::string msg = "provider '" + p.name + "' closed the stream before it finished";
-      if (committed_) {
-        co_await abort_stream(msg);
-        co_return Result::kFinished;
-      }
-      last_failure_ = Failure{502, "upstream_error", "stream_interrupted", msg, {}};
-      co_return Result::kFailed;
+      Result r = co_await fail({502, "upstream_error", "stream_interrupted", std::move(msg), {}});
+      co_return r;
     }
   }
 }

@@ -1,4 +1,6 @@
 // ferryd: the Ferry gateway daemon.
+#include <sys/resource.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -76,6 +78,12 @@ int main(int argc, char** argv) {
   if (!level) return usage_error("unknown log level '" + level_name + "'");
 
   std::signal(SIGPIPE, SIG_IGN);
+  // Every stream holds two sockets (client and upstream): take all the file
+  // descriptors the hard limit allows rather than fail at the default 1024.
+  if (rlimit nofile{}; ::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   ferry::log::init(*level);
   auto& log = ferry::log::get();
 

@@ -21,14 +21,6 @@ using ferry::sdk::Upstream;
 
 std::string at(std::string_view base, size_t i) { return std::string(base) + "/" + std::to_string(i); }
 
-std::string snippet(std::string_view body) {
-  constexpr size_t kMax = 200;
-  std::string s(body.substr(0, kMax));
-  for (auto& c : s)
-    if (c == '\n' || c == '\r') c = ' ';
-  return body.size() > kMax ? s + "..." : s;
-}
-
 std::string_view finish_reason(std::string_view stop_reason) {
   if (stop_reason == "max_tokens") return "length";
   if (stop_reason == "tool_use") return "tool_calls";
@@ -291,7 +283,7 @@ class Stream final : public ferry::sdk::StreamParser {
     // broken payload (a delta cut short) must not be skipped as if empty.
     if (!j.valid())
       return sink.error(502, "upstream_error",
-                        "Anthropic sent an event that is not JSON: " + snippet(ev.data));
+                        "Anthropic sent an event that is not JSON: " + ferry::sdk::excerpt(ev.data));
     // The event name and the payload's "type" agree; the payload is authoritative.
     std::string type(j.string("/type").value_or(ev.event));
     if (type == "ping" || type == "content_block_stop") return Status::kContinue;
@@ -434,12 +426,12 @@ class Anthropic final : public ferry::sdk::Provider {
       if (r.json.type() != FERRY_JSON_OBJECT || r.json.type("/content") != FERRY_JSON_ARRAY)
         return sink.error(502, "upstream_error",
                           "Anthropic answered HTTP " + std::to_string(r.status) +
-                              " with something that is not a message: " + snippet(r.body));
+                              " with something that is not a message: " + ferry::sdk::excerpt(r.body));
       return sink.response(completion_from(r.json, now_s()));
     }
     std::string err_type(r.json.string("/error/type").value_or(""));
     auto mapped = map_error(err_type, r.status);
-    std::string message(r.json.string("/error/message").value_or(snippet(r.body)));
+    std::string message(r.json.string("/error/message").value_or(ferry::sdk::excerpt(r.body)));
     return sink.error(mapped.status, mapped.type,
                       "Anthropic HTTP " + std::to_string(r.status) + ": " + message);
   }

@@ -19,14 +19,6 @@ using ferry::sdk::SseEvent;
 using ferry::sdk::Status;
 using ferry::sdk::Upstream;
 
-std::string snippet(std::string_view body) {
-  constexpr size_t kMax = 200;
-  std::string s(body.substr(0, kMax));
-  for (auto& c : s)
-    if (c == '\n' || c == '\r') c = ' ';
-  return body.size() > kMax ? s + "..." : s;
-}
-
 // OpenAI error types by status, for upstreams whose error body says nothing.
 std::string_view default_error_type(int status) {
   if (status == 429) return "rate_limit_error";
@@ -92,12 +84,13 @@ class OpenAI final : public ferry::sdk::Provider {
       if (r.json.type() != FERRY_JSON_OBJECT)
         return sink.error(502, "upstream_error",
                           "upstream answered HTTP " + std::to_string(r.status) +
-                              " with a body that is not a JSON object: " + snippet(r.body));
+                              " with a body that is not a JSON object: " + ferry::sdk::excerpt(r.body));
       if (r.json.type("/choices") != FERRY_JSON_ARRAY)
-        return sink.error(502, "upstream_error", "upstream answer has no choices: " + snippet(r.body));
+        return sink.error(502, "upstream_error",
+                          "upstream answer has no choices: " + ferry::sdk::excerpt(r.body));
       return sink.response(r.body);
     }
-    std::string message(r.json.string("/error/message").value_or(snippet(r.body)));
+    std::string message(r.json.string("/error/message").value_or(ferry::sdk::excerpt(r.body)));
     std::string type(r.json.string("/error/type").value_or(default_error_type(r.status)));
     return sink.error(r.status, type, "upstream HTTP " + std::to_string(r.status) + ": " + message);
   }

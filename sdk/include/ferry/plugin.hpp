@@ -123,6 +123,16 @@ inline void append_json_string(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
+// The start of `text` on one line, for quoting an upstream's answer in an
+// error message without flooding the log.
+inline std::string excerpt(std::string_view text, size_t max = 200) {
+  std::string out(text.substr(0, max));
+  for (auto& c : out)
+    if (c == '\n' || c == '\r') c = ' ';
+  if (text.size() > max) out += "...";
+  return out;
+}
+
 inline std::string json_quote(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 2);
@@ -310,7 +320,12 @@ class Config {
       return fallback;
     }
     if (*n < min || *n > max) {
-      error(pointer, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+      auto text = [](double d) {
+        char buf[32];
+        auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d);
+        return std::string(buf, static_cast<size_t>(end - buf));
+      };
+      error(pointer, "must be between " + text(min) + " and " + text(max) + ", not " + text(*n));
       return fallback;
     }
     return *n;
