@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "core/json/validate.h"
+
 namespace ferry::json {
 
 Doc Doc::from_text(std::string text) {
@@ -34,6 +36,12 @@ Value* Doc::value() {
     state_ = value_.is_discarded() ? State::kInvalid : State::kParsed;
   }
   return state_ == State::kParsed ? &value_ : nullptr;
+}
+
+bool Doc::is_object() {
+  if (state_ == State::kParsed) return value_.is_object();
+  if (state_ == State::kInvalid) return false;
+  return is_json_object(text_);
 }
 
 std::string_view Doc::text() {

@@ -27,6 +27,10 @@ class Doc {
 
   // The parsed tree, or nullptr when the text is not JSON.
   Value* value();
+  bool parsed() const { return state_ == State::kParsed; }
+  // Whether the document is a JSON object, without building a tree when it
+  // has not been parsed yet (a validating scan of the text).
+  bool is_object();
   // The document as compact JSON text.
   std::string_view text();
   // Drops the cached text after the tree returned by value() was edited.

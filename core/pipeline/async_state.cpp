@@ -105,20 +105,45 @@ bool AsyncState::ended() const {
 }
 
 ferry_status Sink::push(SinkEvent event) {
+  bool wake = false;
   {
     std::lock_guard lock(mu_);
     if (terminal_seen_) return FERRY_ERR_BAD_STATE;
     if (abandoned_) return FERRY_OK;
     terminal_seen_ = event.kind != SinkEvent::Kind::kChunk;
     events_.push_back(std::move(event));
+    // Parse hooks push while nobody waits: no wake-up to post for them.
+    wake = std::exchange(waiting_, false);
   }
-  async_->wake();
+  if (wake) async_->wake();
   return FERRY_OK;
 }
 
-std::deque<SinkEvent> Sink::drain() {
+bool Sink::is_source(std::string_view json) {
+  if (!source_) return false;
+  std::string_view text = source_->text();
+  return json.data() == text.data() && json.size() == text.size();
+}
+
+void Sink::adopt_source() {
+  if (!source_) return;
   std::lock_guard lock(mu_);
-  return std::exchange(events_, {});
+  bool moved = false;
+  for (auto& ev : events_) {
+    if (!ev.from_source) continue;
+    // Only one event can take the document itself; a second copy of the same
+    // text (an adapter echoing its input twice) gets the text.
+    ev.doc = moved ? json::Doc::from_text(std::string(source_->text())) : std::move(*source_);
+    ev.from_source = false;
+    moved = true;
+  }
+  source_ = nullptr;
+}
+
+void Sink::drain_into(std::vector<SinkEvent>& out) {
+  out.clear();
+  std::lock_guard lock(mu_);
+  out.swap(events_);
 }
 
 asio::awaitable<bool> Sink::wait(std::chrono::milliseconds timeout) {
@@ -126,9 +151,14 @@ asio::awaitable<bool> Sink::wait(std::chrono::milliseconds timeout) {
   for (;;) {
     {
       std::lock_guard lock(mu_);
-      if (!events_.empty()) co_return true;
+      waiting_ = events_.empty();
+      if (!waiting_) co_return true;
     }
-    if (std::chrono::steady_clock::now() >= deadline) co_return false;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::lock_guard lock(mu_);
+      waiting_ = false;
+      co_return false;
+    }
     auto& timer = async_->wake_timer();
     timer.expires_at(deadline);
     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -139,6 +169,11 @@ void Sink::abandon() {
   std::lock_guard lock(mu_);
   abandoned_ = true;
   events_.clear();
+}
+
+bool Sink::has_events() const {
+  std::lock_guard lock(mu_);
+  return !events_.empty();
 }
 
 bool Sink::terminated() const {

@@ -14,6 +14,8 @@
 
 #include <ferry/ferry.h>
 
+#include "core/json/doc.h"
+
 namespace ferry::pipeline {
 
 // The part of a request that plugins may touch from other threads: resume(),
@@ -66,10 +68,14 @@ class AsyncState : public std::enable_shared_from_this<AsyncState> {
 struct SinkEvent {
   enum class Kind { kResponse, kChunk, kDone, kError };
   Kind kind;
-  std::string json;  // response or chunk text
+  json::Doc doc;     // response or chunk
   int status = 0;    // kError: the HTTP status that decides failover
   std::string type;  // kError
   std::string message;
+  // The adapter handed back the hook's input document unchanged (an upstream
+  // body or event in the canonical format already): `doc` is filled from it
+  // once the hook returns, without copying or parsing it again.
+  bool from_source = false;
 };
 
 // A provider's result queue for one attempt. Thread-safe: a serve() provider
@@ -80,20 +86,35 @@ class Sink {
   explicit Sink(std::shared_ptr<AsyncState> async) : async_(std::move(async)) {}
 
   ferry_status push(SinkEvent event);  // any thread
-  // Takes everything queued so far.
-  std::deque<SinkEvent> drain();
+  // While a parse hook runs, the document it was given. JSON the adapter
+  // passes back that is this very text is recognised by pointer.
+  void set_source(json::Doc* doc) { source_ = doc; }
+  bool is_source(std::string_view json);
+  // After the hook: moves the source document into the event that refers to it.
+  void adopt_source();
+  // Takes everything queued so far into `out` (cleared first); swapping
+  // buffers keeps both allocations alive for the next batch.
+  void drain_into(std::vector<SinkEvent>& out);
+  std::vector<SinkEvent> drain() {
+    std::vector<SinkEvent> out;
+    drain_into(out);
+    return out;
+  }
   // Waits (worker thread) until an event is queued or the timeout passes;
   // returns false on timeout.
   boost::asio::awaitable<bool> wait(std::chrono::milliseconds timeout);
   void abandon();
   bool terminated() const;
+  bool has_events() const;
 
  private:
   std::shared_ptr<AsyncState> async_;
   mutable std::mutex mu_;
-  std::deque<SinkEvent> events_;
+  std::vector<SinkEvent> events_;
   bool terminal_seen_ = false;
   bool abandoned_ = false;
+  bool waiting_ = false;         // someone waits in wait(): a push must wake it
+  json::Doc* source_ = nullptr;  // worker thread only (parse hooks are not serve())
 };
 
 }  // namespace ferry::pipeline

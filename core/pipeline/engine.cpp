@@ -157,21 +157,26 @@ class Call {
 
   asio::awaitable<bool> run_on_request();
   asio::awaitable<bool> deliver_response(Doc& response, const Provider& p);
-  asio::awaitable<bool> deliver_chunk(std::string text);
-  asio::awaitable<void> start_stream() {
+  asio::awaitable<bool> deliver_chunk(Doc chunk);
+  void start_stream() {
     committed_ = true;
     ctx_.response_started = true;
     o_.status = 200;
     o_.ttfb = since_start();
-    bool sent = co_await out_.start_events(ctx_.response_headers);
+    out_.begin_events(ctx_.response_headers);
+  }
+  // Writes what was queued; after this the client has every event so far.
+  asio::awaitable<bool> flush() {
+    if (client_gone_) co_return false;
+    bool sent = co_await out_.flush();
     if (!sent) client_gone_ = true;
+    co_return sent;
   }
   asio::awaitable<void> finish_stream() {
-    if (!committed_) co_await start_stream();
-    if (client_gone_) co_return;
-    bool sent = co_await out_.send_event("[DONE]");
-    if (sent) sent = co_await out_.finish_events();
-    if (!sent) client_gone_ = true;
+    if (!committed_) start_stream();
+    out_.queue_event("[DONE]");
+    out_.end_events();
+    co_await flush();
   }
   asio::awaitable<void> abort_stream(const std::string& message) {
     o_.error = message;
@@ -179,11 +184,10 @@ class Call {
                     ctx_.provider, message);
     metrics::Registry::global().add("ferry_stream_interruptions_total{provider=\"" + ctx_.provider + "\"}",
                                     1);
-    if (client_gone_) co_return;
-    bool sent = co_await out_.send_event(error_json(message, "upstream_error", "stream_interrupted"));
-    if (sent) sent = co_await out_.send_event("[DONE]");
-    if (sent) sent = co_await out_.finish_events();
-    if (!sent) client_gone_ = true;
+    out_.queue_event(error_json(message, "upstream_error", "stream_interrupted"));
+    out_.queue_event("[DONE]");
+    out_.end_events();
+    co_await flush();
   }
 
   // ---- providers
@@ -223,7 +227,9 @@ class Call {
   const Pipeline* pipeline_ = nullptr;
   std::vector<ActiveFilter> filters_;
   bool include_usage_ = false;  // what the client asked for
-  bool committed_ = false;      // response headers are out: no more failover
+  bool has_chunk_hooks_ = false;
+  std::vector<SinkEvent> batch_;  // the provider's events being handled, reused
+  bool committed_ = false;        // response headers are out: no more failover
   bool client_gone_ = false;
   bool completed_ = false;
   Failure last_failure_;
@@ -368,6 +374,7 @@ asio::awaitable<bool> Call::run_on_request() {
       }
     }
     filters_.push_back(f);
+    has_chunk_hooks_ = has_chunk_hooks_ || vt.on_chunk;
     if (!vt.on_request) continue;
     ferry_status st =
         vt.on_request(m->plugin->instance(), f.filter, plugin::handle(&ctx_), plugin::handle(&ctx_.request));
@@ -508,16 +515,16 @@ asio::awaitable<Call::Result> Call::on_event(SinkEvent& ev, const Provider& p, b
     case K::kResponse: {
       if (ctx_.stream) {
         // The provider answered in one piece: replay it as a stream.
-        Doc whole = Doc::from_text(std::move(ev.json));
+        Doc& whole = ev.doc;
         if (!whole.value() || !whole.value()->is_object()) break;
         for (auto& chunk : response_to_chunks(*whole.value(), true)) {
-          bool delivered = co_await deliver_chunk(std::move(chunk));
-          if (!delivered) co_return Result::kFinished;
+          bool delivered = co_await deliver_chunk(Doc::from_text(std::move(chunk)));
+          if (!delivered) co_return committed_ ? Result::kFinished : Result::kFailed;
         }
         co_await finish_stream();
         co_return Result::kSuccess;
       }
-      Doc response = Doc::from_text(std::move(ev.json));
+      Doc& response = ev.doc;
       if (!response.value() || !response.value()->is_object()) break;
       bool delivered = co_await deliver_response(response, p);
       co_return delivered ? Result::kSuccess : Result::kFinished;
@@ -525,7 +532,7 @@ asio::awaitable<Call::Result> Call::on_event(SinkEvent& ev, const Provider& p, b
     case K::kChunk: {
       if (!ctx_.stream) break;
       done = false;
-      bool delivered = co_await deliver_chunk(std::move(ev.json));
+      bool delivered = co_await deliver_chunk(std::move(ev.doc));
       if (!delivered) {
         done = true;
         co_return committed_ ? Result::kFinished : Result::kFailed;
@@ -553,7 +560,7 @@ asio::awaitable<Call::Result> Call::serve_attempt(const Provider& p) {
   ferry_status st = vt.serve(p.plugin->instance(), plugin::handle(&ctx_), plugin::handle(&ctx_.request),
                              plugin::handle(sink));
   ctx_.request.clear_scratch();
-  if (st != FERRY_OK && st != FERRY_PAUSE && sink->drain().empty()) {
+  if (st != FERRY_OK && st != FERRY_PAUSE && !sink->has_events()) {
     last_failure_ = Failure{502,
                             "upstream_error",
                             "provider_error",
@@ -570,12 +577,20 @@ asio::awaitable<Call::Result> Call::serve_attempt(const Provider& p) {
       Result r = co_await fail({504, "timeout_error", "upstream_timeout", std::move(msg), {}});
       co_return r;
     }
-    for (auto& ev : sink->drain()) {
+    sink->drain_into(batch_);
+    for (auto& ev : batch_) {
       bool done = false;
       Result r = co_await on_event(ev, p, done);
       if (done || r != Result::kSuccess) {
         sink->abandon();
         co_return r;
+      }
+    }
+    if (committed_) {
+      bool sent = co_await flush();
+      if (!sent) {
+        sink->abandon();
+        co_return Result::kFinished;
       }
     }
   }
@@ -621,9 +636,11 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
     std::string_view text = body_doc.text();
     ferry_http_response resp{sizeof(ferry_http_response), ex.status(), fv(text),
                              plugin::handle(&ex.headers()), plugin::handle(&body_doc)};
+    sink->set_source(&body_doc);
     st = vt.parse_response(p.plugin->instance(), plugin::handle(&ctx_), &resp, plugin::handle(sink));
-    auto events = sink->drain();
-    if (events.empty()) {
+    sink->adopt_source();
+    sink->drain_into(batch_);
+    if (batch_.empty()) {
       last_failure_ =
           Failure{502,
                   "upstream_error",
@@ -633,7 +650,7 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
                   {}};
       co_return Result::kFailed;
     }
-    for (auto& ev : events) {
+    for (auto& ev : batch_) {
       bool done = false;
       Result r = co_await on_event(ev, p, done);
       if (r == Result::kFailed) {
@@ -680,12 +697,17 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
       Result r = co_await fail(std::move(f));
       co_return r;
     }
-    bool ok = parser.feed(bytes, [&](const sse::Event& e) {
+    bool ok = parser.feed(bytes, [&](sse::Event& e) {
       if (adapter_status != FERRY_OK || sink->terminated()) return;
-      Doc data = Doc::from_text(e.data);
-      ferry_sse_event ev{sizeof(ferry_sse_event), fv(e.event), fv(e.data), fv(e.id), plugin::handle(&data)};
+      Doc data = Doc::from_text(std::move(e.data));
+      // data's own text is what the adapter sees, so a pass-through chunk is
+      // recognised and kept without a copy (Sink::adopt_source).
+      ferry_sse_event ev{sizeof(ferry_sse_event), fv(e.event), fv(data.text()), fv(e.id),
+                         plugin::handle(&data)};
+      sink->set_source(&data);
       adapter_status =
           vt.parse_event(p.plugin->instance(), state, plugin::handle(&ctx_), &ev, plugin::handle(sink));
+      sink->adopt_source();
     });
     if (!ok || adapter_status != FERRY_OK) {
       std::string msg = !ok ? "provider '" + p.name + "' sent an oversized stream event"
@@ -694,7 +716,8 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
       Result r = co_await fail({502, "upstream_error", "bad_upstream_response", std::move(msg), {}});
       co_return r;
     }
-    for (auto& ev : sink->drain()) {
+    sink->drain_into(batch_);
+    for (auto& ev : batch_) {
       bool done = false;
       Result r = co_await on_event(ev, p, done);
       if (r == Result::kSuccess && done && !eof) {
@@ -703,6 +726,10 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
         co_await ex.discard_rest(std::chrono::milliseconds(100), 64 * 1024);
       }
       if (done || r != Result::kSuccess) co_return r;
+    }
+    if (committed_) {
+      bool sent = co_await flush();
+      if (!sent) co_return Result::kFinished;
     }
     if (eof) {
       std::string msg = "provider '" + p.name + "' closed the stream before it finished";
@@ -749,13 +776,13 @@ asio::awaitable<bool> Call::deliver_response(Doc& response, const Provider& p) {
   co_return true;
 }
 
-asio::awaitable<bool> Call::deliver_chunk(std::string text) {
+asio::awaitable<bool> Call::deliver_chunk(Doc chunk) {
   if (client_gone_) co_return false;
-  Doc chunk = Doc::from_text(std::move(text));
-  // Parsing every chunk is the price of never forwarding garbage as if it
-  // were an answer, and it makes the tree free for on_chunk hooks.
-  Value* v = chunk.value();
-  if (!v || !v->is_object()) {
+  // Every chunk is checked before it is forwarded, so garbage never reaches a
+  // client as if it were an answer. The tree is built only when someone needs
+  // it (an on_chunk hook, the usage chunk): a validating scan is much cheaper.
+  bool valid = has_chunk_hooks_ ? chunk.value() && chunk.value()->is_object() : chunk.is_object();
+  if (!valid) {
     std::string msg = "provider '" + ctx_.provider + "' sent a stream chunk that is not a JSON object";
     if (!committed_) {
       last_failure_ = Failure{502, "upstream_error", "bad_upstream_response", msg, {}};
@@ -765,6 +792,7 @@ asio::awaitable<bool> Call::deliver_chunk(std::string text) {
     co_return false;
   }
   if (has_usage_object(chunk.text())) {
+    Value* v = chunk.value();
     const Value& u = (*v)["usage"];
     o_.prompt_tokens = int_field(u, "prompt_tokens");
     o_.completion_tokens = int_field(u, "completion_tokens");
@@ -784,17 +812,12 @@ asio::awaitable<bool> Call::deliver_chunk(std::string text) {
     HookResult r = co_await settle(st);
     if (r.status == FERRY_CONTINUE && chunk.value() && chunk.value()->is_object()) continue;
     std::string msg = hook_failure(*it, "on_chunk", r);
-    if (!committed_) co_await start_stream();
+    if (!committed_) start_stream();
     co_await abort_stream(msg);
     co_return false;
   }
-  if (!committed_) co_await start_stream();
-  if (client_gone_) co_return false;
-  bool sent = co_await out_.send_event(chunk.text());
-  if (!sent) {
-    client_gone_ = true;
-    co_return false;
-  }
+  if (!committed_) start_stream();
+  out_.queue_event(chunk.text());
   co_return true;
 }
 

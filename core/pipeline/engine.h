@@ -15,17 +15,23 @@
 namespace ferry::pipeline {
 
 // How the engine answers the client; implemented by the frontend server so the
-// engine never sees sockets. Every call returns false once the client is gone.
+// engine never sees sockets. Awaitable calls return false once the client is gone.
+//
+// A stream is queued and written at flush(): the engine flushes after each
+// batch of events that arrived together, so they leave in one write, and
+// nothing waits for events that have not arrived.
 class ClientWriter {
  public:
   virtual ~ClientWriter() = default;
   virtual boost::asio::awaitable<bool> send_json(int status, std::string_view body,
                                                  const util::Headers& headers) = 0;
   // A 200 text/event-stream response whose body follows in events.
-  virtual boost::asio::awaitable<bool> start_events(const util::Headers& headers) = 0;
-  // Sends "data: <data>\n\n" at once (no buffering).
-  virtual boost::asio::awaitable<bool> send_event(std::string_view data) = 0;
-  virtual boost::asio::awaitable<bool> finish_events() = 0;
+  virtual void begin_events(const util::Headers& headers) = 0;
+  // Queues "data: <data>\n\n".
+  virtual void queue_event(std::string_view data) = 0;
+  // Queues the end of the response body.
+  virtual void end_events() = 0;
+  virtual boost::asio::awaitable<bool> flush() = 0;
 };
 
 // What happened to a request, for the access log and metrics.

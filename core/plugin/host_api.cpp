@@ -344,22 +344,30 @@ ferry_status host_headers_get(const ferry_headers* h, ferry_view name, ferry_vie
 pipeline::Sink* sink(ferry_sink* s) { return reinterpret_cast<pipeline::Sink*>(s); }
 using Kind = pipeline::SinkEvent::Kind;
 
+ferry_status sink_json(ferry_sink* s, Kind kind, ferry_view json) {
+  if (!s) return FERRY_ERR_INVALID_ARGUMENT;
+  pipeline::SinkEvent ev{kind, {}, 0, {}, {}, false};
+  // The pass-through case (an OpenAI-compatible upstream) hands back its
+  // input: keep that document, with its parse if it has one, instead of a copy.
+  if (sink(s)->is_source(sv(json)))
+    ev.from_source = true;
+  else
+    ev.doc = json::Doc::from_text(std::string(sv(json)));
+  return sink(s)->push(std::move(ev));
+}
+
 ferry_status host_sink_response(ferry_sink* s, ferry_view json) {
-  if (!s) return FERRY_ERR_INVALID_ARGUMENT;
-  return sink(s)->push({Kind::kResponse, std::string(sv(json)), 0, {}, {}});
+  return sink_json(s, Kind::kResponse, json);
 }
-ferry_status host_sink_chunk(ferry_sink* s, ferry_view json) {
-  if (!s) return FERRY_ERR_INVALID_ARGUMENT;
-  return sink(s)->push({Kind::kChunk, std::string(sv(json)), 0, {}, {}});
-}
+ferry_status host_sink_chunk(ferry_sink* s, ferry_view json) { return sink_json(s, Kind::kChunk, json); }
 ferry_status host_sink_done(ferry_sink* s) {
   if (!s) return FERRY_ERR_INVALID_ARGUMENT;
-  return sink(s)->push({Kind::kDone, {}, 0, {}, {}});
+  return sink(s)->push({Kind::kDone, {}, 0, {}, {}, false});
 }
 ferry_status host_sink_error(ferry_sink* s, int32_t status, ferry_view type, ferry_view message) {
   if (!s) return FERRY_ERR_INVALID_ARGUMENT;
   if (status < 400 || status > 599) status = 502;
-  return sink(s)->push({Kind::kError, {}, status, std::string(sv(type)), std::string(sv(message))});
+  return sink(s)->push({Kind::kError, {}, status, std::string(sv(type)), std::string(sv(message)), false});
 }
 
 const ferry_host_api kHostApi = [] {

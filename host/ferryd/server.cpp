@@ -2,6 +2,7 @@
 #include "host/ferryd/server.h"
 
 #include <ferry/version.h>
+#include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -12,6 +13,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cstdio>
 #include <optional>
 #include <random>
 #include <thread>
@@ -97,36 +99,39 @@ class BeastWriter final : public pipeline::ClientWriter {
     co_return ok_;
   }
 
-  asio::awaitable<bool> start_events(const util::Headers& headers) override {
-    bhttp::response<bhttp::empty_body> res{bhttp::status::ok, 11};
-    res.set(bhttp::field::content_type, "text/event-stream");
-    res.set(bhttp::field::cache_control, "no-cache");
-    res.set("x-request-id", request_id_);
-    res.set("x-accel-buffering", "no");
-    for (const auto& h : headers) res.set(h.name, h.value);
-    res.keep_alive(keep_alive_);
-    res.chunked(true);
-    bhttp::response_serializer<bhttp::empty_body> sr{res};
-    stream_.expires_after(timeout_);
-    auto [ec, n] = co_await bhttp::async_write_header(stream_, sr, kNoThrow);
-    ok_ = !ec;
-    co_return ok_;
+  // The head is written by hand: it is small and fixed, and it then leaves in
+  // the same write as the first events.
+  void begin_events(const util::Headers& headers) override {
+    head_ =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: "
+        "no\r\n";
+    head_.append("x-request-id: ").append(request_id_).append("\r\n");
+    for (const auto& h : headers) head_.append(h.name).append(": ").append(h.value).append("\r\n");
+    head_.append(keep_alive_ ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
+    head_.append("Transfer-Encoding: chunked\r\n\r\n");
   }
 
-  asio::awaitable<bool> send_event(std::string_view data) override {
-    if (!ok_) co_return false;
-    event_.clear();
-    event_.append("data: ").append(data).append("\n\n");
-    stream_.expires_after(timeout_);
-    auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk(asio::buffer(event_)), kNoThrow);
-    ok_ = !ec;
-    co_return ok_;
-  }
+  void queue_event(std::string_view data) override { events_.append("data: ").append(data).append("\n\n"); }
 
-  asio::awaitable<bool> finish_events() override {
+  void end_events() override { ended_ = true; }
+
+  asio::awaitable<bool> flush() override {
     if (!ok_) co_return false;
+    // One write: head (first time), one HTTP chunk holding every queued event,
+    // and the terminating chunk at the end.
+    char size_line[24];
+    int size_len =
+        events_.empty() ? 0 : std::snprintf(size_line, sizeof size_line, "%zx\r\n", events_.size());
+    std::array<asio::const_buffer, 5> parts{
+        asio::buffer(head_), asio::buffer(size_line, static_cast<size_t>(size_len)), asio::buffer(events_),
+        asio::buffer(events_.empty() ? "" : "\r\n", events_.empty() ? 0 : 2),
+        asio::buffer(ended_ ? "0\r\n\r\n" : "", ended_ ? 5 : 0)};
+    if (asio::buffer_size(parts) == 0) co_return true;
     stream_.expires_after(timeout_);
-    auto [ec, n] = co_await asio::async_write(stream_, bhttp::make_chunk_last(), kNoThrow);
+    auto [ec, n] = co_await asio::async_write(stream_, parts, kNoThrow);
+    head_.clear();
+    events_.clear();
+    ended_ = false;
     ok_ = !ec;
     co_return ok_;
   }
@@ -138,7 +143,9 @@ class BeastWriter final : public pipeline::ClientWriter {
   std::string_view request_id_;
   bool keep_alive_;
   std::chrono::milliseconds timeout_;
-  std::string event_;
+  std::string head_;
+  std::string events_;
+  bool ended_ = false;
   bool ok_ = true;
 };
 

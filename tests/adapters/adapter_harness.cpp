@@ -105,10 +105,15 @@ Json golden(std::string_view relative) {
 
 // ------------------------------------------------------------ sink events
 
+std::string text(const pipeline::SinkEvent& e) {
+  // Doc::text() may serialize lazily, hence not const; the harness only reads.
+  return std::string(const_cast<json::Doc&>(e.doc).text());
+}
+
 Json event_json(const pipeline::SinkEvent& e) {
   auto document = [&](const char* key) {
-    Json j = parse_or_discarded(e.json);
-    if (j.is_discarded()) return Json{{std::string(key) + "_text", e.json}};
+    Json j = parse_or_discarded(text(e));
+    if (j.is_discarded()) return Json{{std::string(key) + "_text", text(e)}};
     return Json{{key, std::move(j)}};
   };
   switch (e.kind) {
@@ -253,7 +258,10 @@ Result Adapter::parse_response(int status, std::string_view body, const util::He
   std::string_view text = body_doc.text();
   ferry_http_response resp{sizeof(ferry_http_response), status, fv(text), plugin::handle(&headers),
                            plugin::handle(&body_doc)};
+  // As the engine does: a pass-through answer keeps the body's document.
+  sink->set_source(&body_doc);
   out.status = vt().parse_response(instance(), plugin::handle(ctx.get()), &resp, plugin::handle(sink));
+  sink->adopt_source();
   for (auto& e : sink->drain()) out.events.push_back(std::move(e));
   ctx.reset();
   settle();
@@ -275,8 +283,11 @@ Result Adapter::stream(const std::vector<Sse>& events) {
   for (const auto& e : events) {
     if (out.status != FERRY_OK || sink->terminated()) break;
     json::Doc data = json::Doc::from_text(e.data);
-    ferry_sse_event ev{sizeof(ferry_sse_event), fv(e.event), fv(e.data), fv(e.id), plugin::handle(&data)};
+    ferry_sse_event ev{sizeof(ferry_sse_event), fv(e.event), fv(data.text()), fv(e.id),
+                       plugin::handle(&data)};
+    sink->set_source(&data);
     out.status = vt().parse_event(instance(), state, plugin::handle(ctx.get()), &ev, plugin::handle(sink));
+    sink->adopt_source();
     for (auto& se : sink->drain()) out.events.push_back(std::move(se));
   }
   if (vt().stream_close) vt().stream_close(instance(), state);

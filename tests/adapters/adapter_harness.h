@@ -58,6 +58,8 @@ Json golden(std::string_view relative);
 //   {"response": {...}}  {"chunk": {...}}  {"done": true}
 //   {"error": {"status": 503, "type": "server_error", "message": "..."}}
 // A response or chunk that is not JSON is kept as {"response_text": "..."}.
+// The JSON text a response or chunk event carries.
+std::string text(const pipeline::SinkEvent& event);
 Json event_json(const pipeline::SinkEvent& event);
 Json events_json(const std::vector<pipeline::SinkEvent>& events);
 // Drops the fields that come from the clock ("created") from every response

@@ -205,7 +205,7 @@ TEST_F(Anthropic, TranslatesATextMessageIntoAChatCompletion) {
   EXPECT_EQ(r.status, FERRY_OK);
   ASSERT_EQ(r.events.size(), 1u);
   ASSERT_EQ(r.events[0].kind, Kind::kResponse);
-  EXPECT_TRUE(matches_golden(without_volatile(Json::parse(r.events[0].json)),
+  EXPECT_TRUE(matches_golden(without_volatile(Json::parse(text(r.events[0]))),
                              "anthropic/parse_response/text.expected.json"));
 }
 
@@ -214,7 +214,7 @@ TEST_F(Anthropic, StampsTheCompletionWithTheCurrentTime) {
   auto r = respond(200, "text");
   int64_t after = now_s();
   ASSERT_EQ(r.events.size(), 1u);
-  Json completion = Json::parse(r.events[0].json);
+  Json completion = Json::parse(text(r.events[0]));
   ASSERT_TRUE(completion["created"].is_number_integer());
   EXPECT_GE(completion["created"].get<int64_t>(), before);
   EXPECT_LE(completion["created"].get<int64_t>(), after);
@@ -224,7 +224,7 @@ TEST_F(Anthropic, TurnsToolUseIntoToolCallsWithNullContent) {
   auto r = respond(200, "tool_use");
   ASSERT_EQ(r.events.size(), 1u);
   ASSERT_EQ(r.events[0].kind, Kind::kResponse);
-  EXPECT_TRUE(matches_golden(without_volatile(Json::parse(r.events[0].json)),
+  EXPECT_TRUE(matches_golden(without_volatile(Json::parse(text(r.events[0]))),
                              "anthropic/parse_response/tool_use.expected.json"));
 }
 
@@ -232,7 +232,7 @@ TEST_F(Anthropic, KeepsTextAlongsideToolCalls) {
   auto r = respond(200, "text_and_tool_use");
   ASSERT_EQ(r.events.size(), 1u);
   ASSERT_EQ(r.events[0].kind, Kind::kResponse);
-  EXPECT_TRUE(matches_golden(without_volatile(Json::parse(r.events[0].json)),
+  EXPECT_TRUE(matches_golden(without_volatile(Json::parse(text(r.events[0]))),
                              "anthropic/parse_response/text_and_tool_use.expected.json"));
 }
 
@@ -240,7 +240,7 @@ TEST_F(Anthropic, CountsCacheReadsAndWritesAsPromptTokens) {
   auto r = respond(200, "cache_usage");
   ASSERT_EQ(r.events.size(), 1u);
   ASSERT_EQ(r.events[0].kind, Kind::kResponse);
-  EXPECT_TRUE(matches_golden(without_volatile(Json::parse(r.events[0].json)),
+  EXPECT_TRUE(matches_golden(without_volatile(Json::parse(text(r.events[0]))),
                              "anthropic/parse_response/cache_usage.expected.json"));
 }
 
@@ -255,7 +255,7 @@ TEST_F(Anthropic, MapsStopReasonsToFinishReasons) {
     if (std::string_view(stop_reason) == "stop_sequence") body["stop_sequence"] = "###";
     auto r = adapter_->parse_response(200, body.dump());
     ASSERT_EQ(r.events.size(), 1u) << stop_reason;
-    Json completion = Json::parse(r.events[0].json);
+    Json completion = Json::parse(text(r.events[0]));
     EXPECT_EQ(completion["choices"][0]["finish_reason"], finish_reason) << stop_reason;
   }
 }
@@ -315,10 +315,10 @@ TEST_F(Anthropic, StampsEveryChunkOfAStreamWithTheSameCurrentTime) {
   int64_t after = now_s();
   auto chunks = r.of(Kind::kChunk);
   ASSERT_FALSE(chunks.empty());
-  int64_t created = Json::parse(chunks[0]->json)["created"].get<int64_t>();
+  int64_t created = Json::parse(text(*chunks[0]))["created"].get<int64_t>();
   EXPECT_GE(created, before);
   EXPECT_LE(created, after);
-  for (const auto* c : chunks) EXPECT_EQ(Json::parse(c->json)["created"], created);
+  for (const auto* c : chunks) EXPECT_EQ(Json::parse(text(*c))["created"], created);
 }
 
 TEST_F(Anthropic, StreamsToolUseWithInputJsonDeltas) {
@@ -328,7 +328,7 @@ TEST_F(Anthropic, StreamsToolUseWithInputJsonDeltas) {
   // The argument pieces concatenate to the tool input.
   std::string arguments;
   for (const auto* c : r.of(Kind::kChunk)) {
-    Json delta = Json::parse(c->json)["choices"][0]["delta"];
+    Json delta = Json::parse(text(*c))["choices"][0]["delta"];
     if (delta.contains("tool_calls"))
       arguments += delta["tool_calls"][0]["function"]["arguments"].get<std::string>();
   }

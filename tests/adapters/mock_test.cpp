@@ -24,14 +24,14 @@ Json error_events(int status, const std::string& type, const std::string& messag
 
 // The text of a streamed answer: its content deltas, concatenated.
 std::string streamed_text(const Result& r) {
-  std::string text;
+  std::string out;
   for (const auto* c : r.of(Kind::kChunk)) {
-    Json choices = Json::parse(c->json)["choices"];
+    Json choices = Json::parse(text(*c))["choices"];
     if (choices.empty()) continue;
     const Json& delta = choices[0]["delta"];
-    if (delta.contains("content")) text += delta["content"].get<std::string>();
+    if (delta.contains("content")) out += delta["content"].get<std::string>();
   }
-  return text;
+  return out;
 }
 
 TEST(Mock, IsAServingProviderWithoutHttpHooks) {
@@ -71,8 +71,8 @@ TEST(Mock, StreamChunksConcatenateToTheNonStreamedText) {
   auto whole = a->serve(request("chat"));
   auto streamed = a->serve(request("stream"));
   ASSERT_EQ(whole.of(Kind::kResponse).size(), 1u);
-  std::string text = Json::parse(whole.of(Kind::kResponse)[0]->json)["choices"][0]["message"]["content"];
-  EXPECT_EQ(streamed_text(streamed), text);
+  std::string content = Json::parse(text(*whole.of(Kind::kResponse)[0]))["choices"][0]["message"]["content"];
+  EXPECT_EQ(streamed_text(streamed), content);
   ASSERT_FALSE(streamed.events.empty());
   EXPECT_EQ(streamed.events.back().kind, Kind::kDone);
 }
@@ -88,7 +88,7 @@ TEST(Mock, SendsAUsageChunkOnlyWhenStreamOptionsIncludeUsage) {
   auto plain = without->serve(request("stream"));
   EXPECT_EQ(plain.of(Kind::kChunk).size(), 9u);  // role, 7 words, finish
   for (const auto* c : plain.of(Kind::kChunk))
-    EXPECT_FALSE(Json::parse(c->json).contains("usage")) << c->json;
+    EXPECT_FALSE(Json::parse(text(*c)).contains("usage")) << text(*c);
 }
 
 TEST(Mock, TruncatesAtMaxTokensWithFinishReasonLength) {
@@ -98,7 +98,7 @@ TEST(Mock, TruncatesAtMaxTokensWithFinishReasonLength) {
   req["max_tokens"] = 3;
   auto r = a->serve(req);
   ASSERT_EQ(r.events.size(), 1u);
-  Json completion = Json::parse(r.events[0].json);
+  Json completion = Json::parse(text(r.events[0]));
   EXPECT_EQ(completion["choices"][0]["message"]["content"], "Ferry mock reply:");
   EXPECT_EQ(completion["choices"][0]["finish_reason"], "length");
   EXPECT_EQ(completion["usage"]["completion_tokens"], 3);
@@ -108,7 +108,7 @@ TEST(Mock, TruncatesAtMaxTokensWithFinishReasonLength) {
   EXPECT_EQ(streamed_text(s), "Ferry mock reply:");
   auto chunks = s.of(Kind::kChunk);
   ASSERT_FALSE(chunks.empty());
-  EXPECT_EQ(Json::parse(chunks.back()->json)["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(Json::parse(text(*chunks.back()))["choices"][0]["finish_reason"], "length");
 }
 
 TEST(Mock, HonoursMaxCompletionTokensToo) {
@@ -116,7 +116,7 @@ TEST(Mock, HonoursMaxCompletionTokensToo) {
   ASSERT_TRUE(a);
   Json req = request("chat");
   req["max_completion_tokens"] = 2;
-  Json completion = Json::parse(a->serve(req).events.at(0).json);
+  Json completion = Json::parse(text(a->serve(req).events.at(0)));
   EXPECT_EQ(completion["choices"][0]["message"]["content"], "Ferry mock");
   EXPECT_EQ(completion["choices"][0]["finish_reason"], "length");
 }
@@ -128,7 +128,7 @@ TEST(Mock, PrefersMaxCompletionTokensOverMaxTokens) {
   Json req = request("chat");
   req["max_tokens"] = 5;
   req["max_completion_tokens"] = 2;
-  Json completion = Json::parse(a->serve(req).events.at(0).json);
+  Json completion = Json::parse(text(a->serve(req).events.at(0)));
   EXPECT_EQ(completion["choices"][0]["message"]["content"], "Ferry mock");
   EXPECT_EQ(completion["usage"]["completion_tokens"], 2);
 }
@@ -138,7 +138,7 @@ TEST(Mock, DoesNotTruncateWhenMaxTokensCoversTheAnswer) {
   ASSERT_TRUE(a);
   Json req = request("chat");
   req["max_tokens"] = 7;
-  Json completion = Json::parse(a->serve(req).events.at(0).json);
+  Json completion = Json::parse(text(a->serve(req).events.at(0)));
   EXPECT_EQ(completion["choices"][0]["finish_reason"], "stop");
   EXPECT_EQ(completion["choices"][0]["message"]["content"], "Ferry mock reply: Tell me about ferries");
 }
@@ -146,15 +146,15 @@ TEST(Mock, DoesNotTruncateWhenMaxTokensCoversTheAnswer) {
 TEST(Mock, UsesTheConfiguredReplyPrefix) {
   auto a = make({{"reply_prefix", "echo:"}});
   ASSERT_TRUE(a);
-  Json completion = Json::parse(a->serve(request("chat")).events.at(0).json);
+  Json completion = Json::parse(text(a->serve(request("chat")).events.at(0)));
   EXPECT_EQ(completion["choices"][0]["message"]["content"], "echo: Tell me about ferries");
 }
 
 TEST(Mock, GivesEveryRequestItsOwnId) {
   auto a = make();
   ASSERT_TRUE(a);
-  Json first = Json::parse(a->serve(request("chat")).events.at(0).json);
-  Json second = Json::parse(a->serve(request("chat")).events.at(0).json);
+  Json first = Json::parse(text(a->serve(request("chat")).events.at(0)));
+  Json second = Json::parse(text(a->serve(request("chat")).events.at(0)));
   EXPECT_EQ(first["id"], "chatcmpl-mock-0");
   EXPECT_EQ(second["id"], "chatcmpl-mock-1");
 }
