@@ -326,6 +326,7 @@ LoadResult load_string(std::string_view text, const std::string& path) {
       r.integer("connect_timeout_ms", p.connect_timeout_ms, 1, 600'000);
       r.integer("read_timeout_ms", p.read_timeout_ms, 1, 3'600'000);
       r.boolean("stream_usage", p.stream_usage);
+      if (auto at = r.table("attributes")) p.attributes = to_json(*at);
       if (r.string("ca_file", p.ca_file)) {
         auto abs = (base / p.ca_file).lexically_normal();
         if (!std::filesystem::exists(abs))

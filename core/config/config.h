@@ -62,6 +62,7 @@ struct ProviderConfig {
   uint32_t read_timeout_ms = 60'000;  // for response headers and between body bytes
   bool stream_usage = true;           // ask upstream for usage on streams, for accounting
   std::string ca_file;                // trust this PEM bundle instead of the system store
+  json::Value attributes = json::Value::object();  // for routers: tier, price, capabilities, ...
 };
 
 struct PipelineConfig {

@@ -57,7 +57,21 @@ void Doc::changed() {
   text_.clear();
 }
 
-std::string_view Doc::keep(std::string s) { return scratch_.emplace_back(std::move(s)); }
+namespace {
+thread_local std::deque<std::string> t_scratch;
+}  // namespace
+
+std::string_view Doc::keep(std::string s) {
+  return frozen_ ? t_scratch.emplace_back(std::move(s)) : scratch_.emplace_back(std::move(s));
+}
+
+void Doc::freeze() {
+  value();
+  text();
+  frozen_ = true;
+}
+
+void Doc::clear_thread_scratch() { t_scratch.clear(); }
 
 namespace {
 

@@ -41,12 +41,21 @@ class Doc {
   std::string_view keep(std::string s);
   void clear_scratch() { scratch_.clear(); }
 
+  // Makes the document read-only and shareable between threads (provider
+  // attributes seen by every worker's router): parsed and serialized now, and
+  // views kept for plugins go to a per-thread store that the caller of the
+  // hook empties with clear_thread_scratch().
+  void freeze();
+  bool frozen() const { return frozen_; }
+  static void clear_thread_scratch();
+
  private:
   enum class State { kUnparsed, kParsed, kInvalid };
   std::string text_;
   bool has_text_ = false;
   Value value_;
   State state_ = State::kParsed;
+  bool frozen_ = false;
   std::deque<std::string> scratch_;
 };
 

@@ -228,6 +228,16 @@ class Call {
   std::vector<ActiveFilter> filters_;
   bool include_usage_ = false;  // what the client asked for
   bool has_chunk_hooks_ = false;
+  std::chrono::steady_clock::time_point attempt_started_;
+  bool first_byte_seen_ = false;
+  // The provider's time to first byte feeds least-latency routing.
+  void first_byte(const Provider& p) {
+    if (first_byte_seen_) return;
+    first_byte_seen_ = true;
+    auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
+                                                                    attempt_started_);
+    p.stats.record_ttfb(static_cast<uint64_t>(us.count()));
+  }
   std::vector<SinkEvent> batch_;  // the provider's events being handled, reused
   bool committed_ = false;        // response headers are out: no more failover
   bool client_gone_ = false;
@@ -430,7 +440,9 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
                               s.healthy() ? 1u : 0u,
                               s.in_flight.load(std::memory_order_relaxed),
                               s.latency_ewma_us.load(std::memory_order_relaxed),
-                              s.error_rate_ppm.load(std::memory_order_relaxed) / 1e6};
+                              s.error_rate_ppm.load(std::memory_order_relaxed) / 1e6,
+                              s.ttfb_ewma_us.load(std::memory_order_relaxed),
+                              plugin::handle(const_cast<Doc*>(&candidates[i]->attributes))};
     ptrs[i] = &info[i];
   }
   std::vector<size_t> order(n);
@@ -439,6 +451,7 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
   ferry_status st = router.vt().route(router.instance(), plugin::handle(&ctx_), plugin::handle(&ctx_.request),
                                       ptrs.data(), n, order.data(), &len);
   ctx_.request.clear_scratch();
+  Doc::clear_thread_scratch();
   std::vector<const Provider*> chosen;
   std::vector<bool> seen(n);
   bool valid = st == FERRY_OK && len <= n;
@@ -483,6 +496,8 @@ void Call::prepare_upstream_request(const Provider& p) {
 
 asio::awaitable<Call::Result> Call::attempt(const Provider& p) {
   prepare_upstream_request(p);
+  attempt_started_ = std::chrono::steady_clock::now();
+  first_byte_seen_ = false;
   Result r;
   if (p.serves())
     r = co_await serve_attempt(p);
@@ -578,6 +593,7 @@ asio::awaitable<Call::Result> Call::serve_attempt(const Provider& p) {
       co_return r;
     }
     sink->drain_into(batch_);
+    first_byte(p);
     for (auto& ev : batch_) {
       bool done = false;
       Result r = co_await on_event(ev, p, done);
@@ -620,6 +636,7 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
     co_return Result::kFailed;
   }
   auto& ex = *sent.exchange;
+  first_byte(p);
   const std::string* content_type = ex.headers().get("content-type");
   bool sse = ctx_.stream && ex.status() == 200 && vt.parse_event && content_type &&
              content_type->starts_with("text/event-stream");

@@ -20,13 +20,22 @@ bool ProviderStats::healthy() const {
   return steady_ms() - last_failure_ms.load(std::memory_order_relaxed) >= kRetryAfterMs;
 }
 
+namespace {
+// Exponentially weighted, alpha = 1/8. Concurrent updates may lose one sample,
+// which only delays the smoothing.
+void ewma(std::atomic<uint64_t>& avg, uint64_t sample) {
+  uint64_t old = avg.load(std::memory_order_relaxed);
+  avg.store(old == 0 ? sample : old - old / 8 + sample / 8, std::memory_order_relaxed);
+}
+}  // namespace
+
+void ProviderStats::record_ttfb(uint64_t ttfb_us) { ewma(ttfb_ewma_us, ttfb_us); }
+
 void ProviderStats::record(bool ok, uint64_t latency_us) {
   attempts.fetch_add(1, std::memory_order_relaxed);
   if (ok) {
     consecutive_failures.store(0, std::memory_order_relaxed);
-    // EWMA with alpha = 1/8; a lost update under a race only delays smoothing.
-    uint64_t old = latency_ewma_us.load(std::memory_order_relaxed);
-    latency_ewma_us.store(old == 0 ? latency_us : old - old / 8 + latency_us / 8, std::memory_order_relaxed);
+    ewma(latency_ewma_us, latency_us);
   } else {
     failures.fetch_add(1, std::memory_order_relaxed);
     consecutive_failures.fetch_add(1, std::memory_order_relaxed);
@@ -51,7 +60,13 @@ std::unique_ptr<Instance<Vtable>> create_instance(plugin::Registry& registry, fe
     return nullptr;
   }
   const Vtable* vt = lib->info().*field;
-  json::Doc options = json::Doc::from_value(block.options);
+  json::Value values = block.options;
+  // "$" keys carry the host's context (ABI 1.1, R12): a 1.0 plugin would
+  // take them for unknown options.
+  if (lib->abi_minor() < 1)
+    for (auto it = values.begin(); it != values.end();)
+      it = it.key().starts_with('$') ? values.erase(it) : ++it;
+  json::Doc options = json::Doc::from_value(std::move(values));
   ferry_instance* instance = nullptr;
   size_t before = errors.size();
   ferry_status st;
@@ -93,6 +108,8 @@ std::unique_ptr<Runtime> Runtime::build(std::shared_ptr<const config::Config> cf
     p->upstream.read = std::chrono::milliseconds(pc.read_timeout_ms);
     p->upstream.ca_file = pc.ca_file;
     p->stream_usage = pc.stream_usage;
+    p->attributes = json::Doc::from_value(pc.attributes);
+    p->attributes.freeze();
     p->plugin =
         create_instance(rt->registry_, FERRY_KIND_PROVIDER, pc.block, &ferry_plugin_info::provider, errors);
     if (p->plugin) rt->providers_.push_back(std::move(p));
@@ -116,8 +133,12 @@ std::unique_ptr<Runtime> Runtime::build(std::shared_ptr<const config::Config> cf
     for (const auto& name : pc.providers)
       if (auto p = find_provider(name)) pl->providers.push_back(p);
     pl->router_name = pc.router.plugin;
+    config::PluginBlock router_block = pc.router;
+    json::Value& context = router_block.options["$pipeline"];
+    context["name"] = pc.name;
+    context["providers"] = pc.providers;
     pl->router =
-        create_instance(rt->registry_, FERRY_KIND_ROUTER, pc.router, &ferry_plugin_info::router, errors);
+        create_instance(rt->registry_, FERRY_KIND_ROUTER, router_block, &ferry_plugin_info::router, errors);
     for (size_t i = 0; i < pc.middleware.size(); ++i) {
       const auto& name = pc.middleware[i];
       const Middleware* m = find_middleware(name);

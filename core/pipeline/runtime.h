@@ -14,6 +14,7 @@
 
 #include "core/config/config.h"
 #include "core/http/upstream_client.h"
+#include "core/json/doc.h"
 #include "core/plugin/plugin_library.h"
 
 namespace ferry::pipeline {
@@ -22,6 +23,7 @@ namespace ferry::pipeline {
 struct ProviderStats {
   std::atomic<uint32_t> in_flight{0};
   std::atomic<uint64_t> latency_ewma_us{0};
+  std::atomic<uint64_t> ttfb_ewma_us{0};
   std::atomic<uint32_t> consecutive_failures{0};
   std::atomic<uint64_t> attempts{0};
   std::atomic<uint64_t> failures{0};
@@ -31,6 +33,7 @@ struct ProviderStats {
   std::atomic<int64_t> last_failure_ms{0};  // steady clock
 
   void record(bool ok, uint64_t latency_us);
+  void record_ttfb(uint64_t ttfb_us);
   // Failing after kUnhealthyAfter failures in a row, until a success or until
   // kRetryAfterMs pass without traffic: then it is worth trying again.
   bool healthy() const;
@@ -67,6 +70,7 @@ struct Provider {
   std::string name;
   http::UpstreamOptions upstream;
   bool stream_usage = true;
+  json::Doc attributes;  // read-only after build; shared by all workers through ferry_candidate
   std::unique_ptr<Instance<ferry_provider_vtable>> plugin;
   mutable ProviderStats stats;
   bool serves() const { return plugin->vt().serve != nullptr; }

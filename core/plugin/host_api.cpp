@@ -182,6 +182,7 @@ ferry_status host_json_key_at(const ferry_json* j, ferry_view pointer, size_t in
 
 ferry_status host_json_set(ferry_json* j, ferry_view pointer, ferry_view json_text) {
   if (!j) return FERRY_ERR_INVALID_ARGUMENT;
+  if (doc(j)->frozen()) return FERRY_ERR_BAD_STATE;
   Value* root = doc(j)->value();
   if (!root) return FERRY_ERR_PARSE;
   Value parsed;
@@ -195,6 +196,7 @@ ferry_status host_json_set(ferry_json* j, ferry_view pointer, ferry_view json_te
 
 ferry_status host_json_remove(ferry_json* j, ferry_view pointer) {
   if (!j) return FERRY_ERR_INVALID_ARGUMENT;
+  if (doc(j)->frozen()) return FERRY_ERR_BAD_STATE;
   Value* root = doc(j)->value();
   if (!root) return FERRY_ERR_PARSE;
   if (!json::remove(*root, sv(pointer))) return FERRY_ERR_NOT_FOUND;

@@ -371,7 +371,8 @@ struct Server::Impl {
                            {"attempts", s.attempts.load()},
                            {"failures", s.failures.load()},
                            {"error_rate", s.error_rate_ppm.load() / 1e6},
-                           {"latency_ewma_ms", s.latency_ewma_us.load() / 1000.0}});
+                           {"latency_ewma_ms", s.latency_ewma_us.load() / 1000.0},
+                           {"ttfb_ewma_ms", s.ttfb_ewma_us.load() / 1000.0}});
     }
     Value pipelines = Value::array();
     for (const auto& p : runtime.pipelines()) pipelines.push_back({{"name", p->name}, {"models", p->models}});

@@ -1,4 +1,6 @@
 // ferryd and plugins of the wrong ABI, or that are not plugins at all.
+#include <ferry/version.h>
+
 #include <algorithm>
 
 #include "tests/integration/common.h"
@@ -15,7 +17,8 @@ TEST(PluginAbi, FerrydRefusesAWrongMajorWithOneLineAndExitsTwo) {
   auto r = ferryd_refusing(with_middleware_file("ferry_middleware_wrong_major.so"));
   EXPECT_EQ(r.status, 2) << r.output;
   auto at = r.output.find(
-      "ferry_middleware_wrong_major.so: built against Ferry ABI 2.0, but this ferryd speaks ABI 1.0");
+      "ferry_middleware_wrong_major.so: built against Ferry ABI 2.0, but this ferryd speaks ABI " +
+      std::to_string(FERRY_ABI_MAJOR) + "." + std::to_string(FERRY_ABI_MINOR));
   EXPECT_NE(at, std::string::npos) << r.output;
   EXPECT_NE(r.output.find("/ferry.toml:2:10: [middleware.extra]: plugin /"), std::string::npos) << r.output;
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;

@@ -9,6 +9,8 @@
 namespace ferry::plugin {
 namespace {
 
+const std::string kHostAbi = "ABI " + std::to_string(FERRY_ABI_MAJOR) + "." + std::to_string(FERRY_ABI_MINOR);
+
 std::string abi_plugin(const std::string& name) {
   return std::string(FERRY_TEST_ABI_PLUGIN_DIR) + "/ferry_middleware_" + name + ".so";
 }
@@ -30,7 +32,8 @@ TEST(AbiCheck, RefusesADifferentMajorNamingBothVersions) {
   EXPECT_FALSE(check_abi(2, 0, 1, 5).empty());
 }
 
-TEST(PluginLoad, LoadsAPluginBuiltAgainstTheFrozen10Header) {
+TEST(PluginLoad, LoadsAPluginBuiltAgainstTheFrozen10HeaderIntoThisHost) {
+  static_assert(FERRY_ABI_MAJOR == 1, "a new major needs its own frozen header and this test rewritten");
   std::string err;
   auto lib = PluginLibrary::load(abi_plugin("legacy"), &err);
   ASSERT_TRUE(lib) << err;
@@ -57,7 +60,7 @@ TEST(PluginLoad, RefusesAWrongMajorWithOneLineNamingFileAndVersions) {
   EXPECT_FALSE(PluginLibrary::load(path, &err));
   EXPECT_NE(err.find(path), std::string::npos) << err;
   EXPECT_NE(err.find("ABI 2.0"), std::string::npos) << err;
-  EXPECT_NE(err.find("ABI 1.0"), std::string::npos) << err;
+  EXPECT_NE(err.find(kHostAbi), std::string::npos) << err;
   EXPECT_EQ(err.find('\n'), std::string::npos) << err;
 }
 

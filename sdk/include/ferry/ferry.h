@@ -201,6 +201,9 @@ typedef struct ferry_candidate {
   uint32_t in_flight;       /* requests now in flight to it, all threads */
   uint64_t latency_ewma_us; /* smoothed total latency, 0 if unknown */
   double error_rate;        /* recent fraction of failed attempts, 0..1 */
+  /* --- ABI 1.1 --- */
+  uint64_t ttfb_ewma_us;        /* smoothed time to the first upstream byte, 0 if unknown */
+  const ferry_json* attributes; /* the provider's `attributes` table (tier, price, capabilities, ...), or NULL */
 } ferry_candidate;
 
 /* The outcome of a request, given to middleware on_complete. Token counts are
@@ -354,7 +357,10 @@ typedef struct ferry_provider_vtable {
                         ferry_sink* sink);
 } ferry_provider_vtable;
 
-/* A routing strategy: orders the candidates; the order is the fallback chain. */
+/* A routing strategy: orders the candidates; the order is the fallback chain.
+ * Since ABI 1.1 a router's config holds "$pipeline": {"name": ..., "providers":
+ * [...]}, so it can check its options against the providers it will route
+ * (keys starting with '$' are the host's; ABI.md R12). */
 typedef struct ferry_router_vtable {
   size_t struct_size;
   ferry_status (*create)(const ferry_json* config, ferry_instance** out);

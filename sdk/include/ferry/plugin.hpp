@@ -25,6 +25,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <random>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -94,6 +95,34 @@ inline std::optional<std::string_view> secret(std::string_view env_name) {
   ferry_view out{};
   if (host().secret_get(view(env_name), &out) != FERRY_OK) return std::nullopt;
   return sv(out);
+}
+
+// A fast per-thread random source for routing decisions (splitmix64; not for
+// secrets). Each thread starts from its own seed.
+inline uint64_t random_u64() {
+  thread_local uint64_t state = [] {
+    uint64_t s = std::random_device{}();
+    return (s << 32) ^ std::random_device{}() ^ reinterpret_cast<uintptr_t>(&s);
+  }();
+  uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+// Uniform in [0, 1).
+inline double random_unit() { return static_cast<double>(random_u64() >> 11) * 0x1.0p-53; }
+// Uniform in [0, n); n > 0.
+inline size_t random_below(size_t n) { return static_cast<size_t>(random_unit() * static_cast<double>(n)); }
+
+// FNV-1a: a stable hash for sticky decisions (the same key picks the same
+// variant on every ferryd instance and across restarts).
+inline uint64_t stable_hash(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
 }
 
 // Appends s to out as a quoted JSON string.
@@ -357,6 +386,15 @@ class Config {
     }
     return out;
   }
+  // A router's pipeline and its providers, in order (ABI 1.1, R12).
+  std::string pipeline_name() const { return std::string(json_.string("/$pipeline/name").value_or("")); }
+  std::vector<std::string> pipeline_providers() const {
+    std::vector<std::string> out;
+    for (size_t i = 0, n = json_.size("/$pipeline/providers"); i < n; ++i)
+      out.emplace_back(json_.string("/$pipeline/providers/" + std::to_string(i)).value_or(""));
+    return out;
+  }
+
   // Keys of the object at pointer ("" for the top level).
   std::vector<std::string> keys(std::string_view pointer = "") const {
     std::vector<std::string> out;
@@ -368,6 +406,7 @@ class Config {
   // before the plugin sees the table).
   void reject_unknown_keys(std::initializer_list<std::string_view> known) {
     for (const auto& k : keys()) {
+      if (k.starts_with('$')) continue;  // the host's context, not an option
       bool found = false;
       for (auto kn : known) found = found || kn == k;
       if (!found) {
@@ -568,6 +607,8 @@ class Route {
   size_t size() const { return candidates_.size(); }
   const ferry_candidate& operator[](size_t i) const { return *candidates_[i]; }
   std::string_view name(size_t i) const { return sv(candidates_[i]->name); }
+  // The provider's `attributes` table (tier, price, capabilities, ...).
+  Json attributes(size_t i) const { return Json(candidates_[i]->attributes); }
   // Appends candidate i to the fallback chain (ignored if already there).
   void push(size_t i) {
     if (i >= candidates_.size()) return;

@@ -3,6 +3,8 @@
 #include <ferry/version.h>
 #undef FERRY_ABI_MAJOR
 #define FERRY_ABI_MAJOR 2
+#undef FERRY_ABI_MINOR
+#define FERRY_ABI_MINOR 0
 #include <ferry/plugin.hpp>
 
 namespace {

@@ -1,0 +1,159 @@
+// Routing strategies, measured on the answers: each in-process mock provider
+// signs its replies ("from-a: ..."), so a test counts who answered.
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "tests/integration/common.h"
+
+namespace ferry::test {
+namespace {
+
+// Providers a, b, c (mock, signed replies, extra options per provider) in
+// pipeline "default" (model "m") with the given router.
+std::string signed_pipeline(const std::string& router, const std::map<std::string, std::string>& options = {},
+                            const std::string& names_list = "a,b,c") {
+  std::string config = "[log]\naccess_log = false\n\n";
+  std::string providers;
+  std::string rest = names_list;
+  while (!rest.empty()) {
+    auto comma = rest.find(',');
+    std::string name = rest.substr(0, comma);
+    rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+    auto it = options.find(name);
+    config += "[providers." + name + "]\nplugin = \"mock\"\nreply_prefix = \"from-" + name + ":\"\n" +
+              (it == options.end() ? "" : it->second) + "\n";
+    providers += (providers.empty() ? "\"" : ", \"") + name + "\"";
+  }
+  return config + "[pipelines.default]\nmodels = [\"m\"]\nproviders = [" + providers +
+         "]\nrouter = " + router + "\n";
+}
+
+// Who answered: the signature before the colon, "" on failure.
+std::string who(const HttpResponse& r) {
+  if (r.status != 200) return "";
+  std::string content = r.json()["choices"][0]["message"]["content"];
+  return content.substr(5, content.find(':') - 5);
+}
+
+// Sends `total` requests from `threads` threads; counts answers per provider.
+std::map<std::string, int> spread(const std::string& address, int total, int threads = 8,
+                                  const std::function<HeaderList(int)>& headers = nullptr) {
+  std::map<std::string, int> counts;
+  std::mutex mu;
+  std::atomic<int> next{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&] {
+      for (int i = next++; i < total; i = next++) {
+        auto r = http_post(address, "/v1/chat/completions", chat_body("m", "x"),
+                           headers ? headers(i) : HeaderList{});
+        std::lock_guard lock(mu);
+        ++counts[who(r)];
+      }
+    });
+  for (auto& t : pool) t.join();
+  return counts;
+}
+
+TEST(Routing, WeightedSplits70To20To10WithinTwoPercent) {
+  auto f = Ferryd::start(signed_pipeline("{ plugin = \"weighted\", weights = { a = 70, b = 20, c = 10 } }"));
+  const int n = 10'000;
+  auto counts = spread(f->address(), n);
+  EXPECT_EQ(counts[""], 0);
+  EXPECT_NEAR(counts["a"] * 100.0 / n, 70, 2) << counts["a"];
+  EXPECT_NEAR(counts["b"] * 100.0 / n, 20, 2) << counts["b"];
+  EXPECT_NEAR(counts["c"] * 100.0 / n, 10, 2) << counts["c"];
+}
+
+TEST(Routing, WeightedFailsOverByWeightAndSkipsZeroWeights) {
+  // a always fails: its requests move on, and c (weight 0) is never first.
+  auto f = Ferryd::start(signed_pipeline("{ plugin = \"weighted\", weights = { a = 50, b = 50, c = 0 } }",
+                                         {{"a", "error_status = 503"}}));
+  auto counts = spread(f->address(), 400);
+  EXPECT_EQ(counts[""], 0);
+  EXPECT_EQ(counts["a"], 0);
+  EXPECT_EQ(counts["c"], 0);
+  EXPECT_EQ(counts["b"], 400);
+}
+
+TEST(Routing, WeightedRefusesWeightsThatDoNotMatchThePipeline) {
+  auto r = ferryd_refusing(signed_pipeline("{ plugin = \"weighted\", weights = { a = 1, b = 1, z = 1 } }"));
+  EXPECT_EQ(r.status, 2) << r.output;
+  // Line 19 is the router line; the column points at z's weight.
+  EXPECT_NE(
+      r.output.find("ferry.toml:19:63: weights.z in the router of [pipelines.default]: 'z' is not a provider "
+                    "of this pipeline"),
+      std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("no weight for provider 'c'"), std::string::npos) << r.output;
+}
+
+TEST(Routing, RandomSpreadsEvenly) {
+  auto f = Ferryd::start(signed_pipeline("\"random\""));
+  auto counts = spread(f->address(), 3000);
+  for (auto name : {"a", "b", "c"}) EXPECT_NEAR(counts[name], 1000, 150) << name;
+}
+
+TEST(Routing, LeastBusyAvoidsTheProviderThatHoldsRequests) {
+  auto f = Ferryd::start(signed_pipeline("\"least-busy\"", {{"a", "latency_ms = 400"}}, "a,b"));
+  std::map<std::string, int> counts;
+  std::mutex mu;
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 30; ++i) {
+    clients.emplace_back([&] {
+      auto r = http_post(f->address(), "/v1/chat/completions", chat_body("m", "x"));
+      std::lock_guard lock(mu);
+      ++counts[who(r)];
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(counts[""], 0);
+  // a is busy for 400 ms with the first request it gets; b answers at once.
+  EXPECT_LE(counts["a"], 2);
+  EXPECT_GE(counts["b"], 28);
+}
+
+TEST(Routing, LeastLatencyPrefersFastProvidersWithoutStampedingOne) {
+  auto f = Ferryd::start(
+      signed_pipeline("{ plugin = \"least-latency\", explore = 0 }", {{"a", "latency_ms = 30"}}));
+  auto counts = spread(f->address(), 300, 1);
+  EXPECT_EQ(counts[""], 0);
+  // a is measured once or twice (unknown counts as fastest), then avoided.
+  EXPECT_LE(counts["a"], 3);
+  // Power of two choices keeps both fast providers busy.
+  EXPECT_GE(counts["b"], 60);
+  EXPECT_GE(counts["c"], 60);
+  auto health = http_get(f->address(), "/health").json();
+  EXPECT_GT(health["providers"][0]["ttfb_ewma_ms"].get<double>(), 20) << health.dump();
+}
+
+TEST(Routing, AbKeepsEachUserOnOneVariant) {
+  auto f = Ferryd::start(signed_pipeline("{ plugin = \"ab\", variants = { a = 50, b = 50 } }", {}, "a,b"));
+  std::map<std::string, std::string> variant_of;
+  int per_variant[2] = {0, 0};
+  for (int user = 0; user < 200; ++user) {
+    std::string id = "user-" + std::to_string(user);
+    for (int k = 0; k < 3; ++k) {
+      auto got =
+          who(http_post(f->address(), "/v1/chat/completions", chat_body("m", "x"), {{"x-ferry-user", id}}));
+      ASSERT_FALSE(got.empty());
+      auto [it, fresh] = variant_of.emplace(id, got);
+      EXPECT_EQ(it->second, got) << id << " moved between variants";
+      if (fresh) ++per_variant[got == "a" ? 0 : 1];
+    }
+  }
+  EXPECT_NEAR(per_variant[0], 100, 30);
+  EXPECT_NEAR(per_variant[1], 100, 30);
+  // The request's "user" field is the key when the header is absent.
+  auto by_body = [&](const std::string& user) {
+    return who(
+        http_post(f->address(), "/v1/chat/completions", chat_body("m", "x", "\"user\":\"" + user + "\"")));
+  };
+  EXPECT_EQ(by_body("user-7"), variant_of["user-7"]);
+}
+
+}  // namespace
+}  // namespace ferry::test
