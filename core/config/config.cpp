@@ -327,6 +327,29 @@ LoadResult load_string(std::string_view text, const std::string& path) {
       r.integer("read_timeout_ms", p.read_timeout_ms, 1, 3'600'000);
       r.boolean("stream_usage", p.stream_usage);
       if (auto at = r.table("attributes")) p.attributes = to_json(*at);
+      if (auto bt = r.table("breaker")) {
+        TableReader br(*bt, title + " breaker", path, errors);
+        auto& b = p.breaker;
+        br.boolean("enabled", b.enabled);
+        br.integer("failures", b.consecutive_failures, 0, 1'000'000);
+        if (auto n = br.get("error_rate")) {
+          if (!n->is_number())
+            br.wrong_type("error_rate", *n, "a number between 0 and 1");
+          else if (double v = n->value<double>().value_or(-1); v <= 0 || v > 1)
+            br.error(*n, "error_rate in " + title + " breaker must be above 0 and at most 1");
+          else
+            b.error_rate = v;
+        }
+        br.integer("min_requests", b.min_requests, 0, 1'000'000);
+        uint32_t window_ms = static_cast<uint32_t>(b.window.count());
+        uint32_t cooldown_ms = static_cast<uint32_t>(b.cooldown.count());
+        if (br.integer("window_ms", window_ms, 100, 3'600'000))
+          b.window = std::chrono::milliseconds(window_ms);
+        if (br.integer("cooldown_ms", cooldown_ms, 1, 3'600'000))
+          b.cooldown = std::chrono::milliseconds(cooldown_ms);
+        br.integer("probes", b.probes, 1, 1000);
+        br.finish();
+      }
       if (r.string("ca_file", p.ca_file)) {
         auto abs = (base / p.ca_file).lexically_normal();
         if (!std::filesystem::exists(abs))

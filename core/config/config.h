@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/json/doc.h"
+#include "core/resilience/breaker.h"
 
 namespace toml {
 inline namespace v3 {
@@ -63,6 +64,7 @@ struct ProviderConfig {
   bool stream_usage = true;           // ask upstream for usage on streams, for accounting
   std::string ca_file;                // trust this PEM bundle instead of the system store
   json::Value attributes = json::Value::object();  // for routers: tier, price, capabilities, ...
+  resilience::BreakerConfig breaker;
 };
 
 struct PipelineConfig {

@@ -195,6 +195,7 @@ class Call {
   // over (kFailed); after it, the stream ends with an error event (kFinished).
   asio::awaitable<Result> fail(Failure f) {
     if (committed_) {
+      provider_broke_stream_ = true;
       co_await abort_stream(f.message);
       co_return Result::kFinished;
     }
@@ -202,6 +203,11 @@ class Call {
     co_return Result::kFailed;
   }
   asio::awaitable<std::optional<std::vector<const Provider*>>> choose_providers();
+  asio::awaitable<void> reply_circuit_open(const std::string& providers) {
+    std::string message = "no provider can take the request: the circuit breaker is open for " + providers +
+                          " (model '" + ctx_.model + "')";
+    co_await reply_error(503, std::move(message), "upstream_error", "circuit_open", "1");
+  }
   asio::awaitable<Result> attempt(const Provider& p);
   asio::awaitable<Result> http_attempt(const Provider& p);
   asio::awaitable<Result> serve_attempt(const Provider& p);
@@ -228,6 +234,15 @@ class Call {
   std::vector<ActiveFilter> filters_;
   bool include_usage_ = false;  // what the client asked for
   bool has_chunk_hooks_ = false;
+  bool provider_broke_stream_ = false;  // the current attempt failed after its first byte
+  void breaker_changed(const Provider& p, resilience::Breaker::State state) {
+    const char* event = state == resilience::Breaker::State::kOpen ? "breaker_opened" : "breaker_closed";
+    log::get().warn("event={} provider={} model={} request_id={}", event, p.name, ctx_.model,
+                    ctx_.request_id);
+    metrics::Registry::global().add(std::string("ferry_breaker_transitions_total{provider=\"") + p.name +
+                                        "\",to=\"" + resilience::Breaker::name(state) + "\"}",
+                                    1);
+  }
   std::chrono::steady_clock::time_point attempt_started_;
   bool first_byte_seen_ = false;
   // The provider's time to first byte feeds least-latency routing.
@@ -315,17 +330,27 @@ asio::awaitable<Outcome> Call::run() {
   }
   std::vector<Failure> failures;
   for (const Provider* p : *order) {
+    auto& breaker = p->breakers->for_model(ctx_.model);
+    if (!breaker.acquire()) {
+      // Its half-open probe slots were taken since routing: next candidate.
+      failures.push_back(Failure{
+          503, "upstream_error", "circuit_open", "provider '" + p->name + "': circuit breaker open", {}});
+      continue;
+    }
     ctx_.provider = p->name;
     o_.tried += (o_.tried.empty() ? "" : ",") + p->name;
     ++o_.attempts;
     auto started = std::chrono::steady_clock::now();
+    provider_broke_stream_ = false;
     p->stats.in_flight.fetch_add(1, std::memory_order_relaxed);
     Result r = co_await attempt(*p);
     p->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
     auto us =
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
-    bool provider_ok = r != Result::kFailed || !fails_over(last_failure_.status);
+    // Client errors say nothing against the provider; a stream it broke does.
+    bool provider_ok = r == Result::kFailed ? !fails_over(last_failure_.status) : !provider_broke_stream_;
     p->stats.record(provider_ok, static_cast<uint64_t>(us.count()));
+    if (auto changed = breaker.record(provider_ok)) breaker_changed(*p, *changed);
     metrics::Registry::global().add("ferry_upstream_attempts_total{provider=\"" + p->name + "\",outcome=\"" +
                                         (r == Result::kFailed ? "failed" : "ok") + "\"}",
                                     1);
@@ -418,29 +443,50 @@ asio::awaitable<bool> Call::run_on_request() {
 }
 
 asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_providers() {
-  const auto& candidates = pipeline_->providers;
+  auto now = std::chrono::steady_clock::now();
+  // Providers whose circuit is open are not candidates for any strategy.
+  std::vector<const Provider*> candidates;
+  std::string open;
+  for (const Provider* p : pipeline_->providers) {
+    if (p->breakers->for_model(ctx_.model).available(now))
+      candidates.push_back(p);
+    else
+      open += (open.empty() ? "" : ", ") + p->name;
+  }
+
   if (const std::string* pinned = ctx_.client_headers.get("x-ferry-provider")) {
-    for (const Provider* p : candidates)
-      if (p->name == *pinned) co_return std::vector<const Provider*>{p};
+    for (const Provider* p : pipeline_->providers) {
+      if (p->name != *pinned) continue;
+      if (std::find(candidates.begin(), candidates.end(), p) != candidates.end())
+        co_return std::vector<const Provider*>{p};
+      co_await reply_circuit_open(p->name);
+      co_return std::nullopt;
+    }
     std::string names;
-    for (const Provider* p : candidates) names += (names.empty() ? "" : ", ") + p->name;
+    for (const Provider* p : pipeline_->providers) names += (names.empty() ? "" : ", ") + p->name;
     co_await reply_error(404,
                          "provider '" + *pinned + "' (x-ferry-provider) is not part of pipeline '" +
                              pipeline_->name + "' (available: " + names + ")",
                          "invalid_request_error", "provider_not_found");
     co_return std::nullopt;
   }
+  if (candidates.empty()) {
+    co_await reply_circuit_open(open);
+    co_return std::nullopt;
+  }
+
   const size_t n = candidates.size();
   std::vector<ferry_candidate> info(n);
   std::vector<const ferry_candidate*> ptrs(n);
   for (size_t i = 0; i < n; ++i) {
     const auto& s = candidates[i]->stats;
-    info[i] = ferry_candidate{sizeof(ferry_candidate),
-                              fv(candidates[i]->name),
-                              s.healthy() ? 1u : 0u,
+    const auto& breaker = candidates[i]->breakers->for_model(ctx_.model);
+    info[i] = ferry_candidate{sizeof(ferry_candidate), fv(candidates[i]->name),
+                              // Open circuits were left out above; a half-open one is
+                              // due a probe, so routers treat it as healthy.
+                              breaker.state(now) != resilience::Breaker::State::kOpen ? 1u : 0u,
                               s.in_flight.load(std::memory_order_relaxed),
-                              s.latency_ewma_us.load(std::memory_order_relaxed),
-                              s.error_rate_ppm.load(std::memory_order_relaxed) / 1e6,
+                              s.latency_ewma_us.load(std::memory_order_relaxed), breaker.error_rate(now),
                               s.ttfb_ewma_us.load(std::memory_order_relaxed),
                               plugin::handle(const_cast<Doc*>(&candidates[i]->attributes))};
     ptrs[i] = &info[i];

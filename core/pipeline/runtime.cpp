@@ -8,19 +8,6 @@
 namespace ferry::pipeline {
 
 namespace {
-int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
-
-bool ProviderStats::healthy() const {
-  if (consecutive_failures.load(std::memory_order_relaxed) < kUnhealthyAfter) return true;
-  return steady_ms() - last_failure_ms.load(std::memory_order_relaxed) >= kRetryAfterMs;
-}
-
-namespace {
 // Exponentially weighted, alpha = 1/8. Concurrent updates may lose one sample,
 // which only delays the smoothing.
 void ewma(std::atomic<uint64_t>& avg, uint64_t sample) {
@@ -31,16 +18,31 @@ void ewma(std::atomic<uint64_t>& avg, uint64_t sample) {
 
 void ProviderStats::record_ttfb(uint64_t ttfb_us) { ewma(ttfb_ewma_us, ttfb_us); }
 
+resilience::Breaker& Breakers::for_model(std::string_view model) {
+  {
+    std::shared_lock lock(mu_);
+    auto it = by_model_.find(model);
+    if (it != by_model_.end()) return *it->second;
+  }
+  std::unique_lock lock(mu_);
+  auto& slot = by_model_[std::string(model)];
+  if (!slot) slot = std::make_unique<resilience::Breaker>(config_);
+  return *slot;
+}
+
+std::vector<std::pair<std::string, const resilience::Breaker*>> Breakers::all() const {
+  std::shared_lock lock(mu_);
+  std::vector<std::pair<std::string, const resilience::Breaker*>> out;
+  for (const auto& [model, b] : by_model_) out.emplace_back(model, b.get());
+  return out;
+}
+
 void ProviderStats::record(bool ok, uint64_t latency_us) {
   attempts.fetch_add(1, std::memory_order_relaxed);
-  if (ok) {
-    consecutive_failures.store(0, std::memory_order_relaxed);
+  if (ok)
     ewma(latency_ewma_us, latency_us);
-  } else {
+  else
     failures.fetch_add(1, std::memory_order_relaxed);
-    consecutive_failures.fetch_add(1, std::memory_order_relaxed);
-    last_failure_ms.store(steady_ms(), std::memory_order_relaxed);
-  }
   uint32_t rate = error_rate_ppm.load(std::memory_order_relaxed);
   uint32_t sample = ok ? 0 : 1'000'000;
   error_rate_ppm.store(rate - rate / 16 + sample / 16, std::memory_order_relaxed);
@@ -108,6 +110,7 @@ std::unique_ptr<Runtime> Runtime::build(std::shared_ptr<const config::Config> cf
     p->upstream.read = std::chrono::milliseconds(pc.read_timeout_ms);
     p->upstream.ca_file = pc.ca_file;
     p->stream_usage = pc.stream_usage;
+    p->breakers = std::make_unique<Breakers>(pc.breaker);
     p->attributes = json::Doc::from_value(pc.attributes);
     p->attributes.freeze();
     p->plugin =

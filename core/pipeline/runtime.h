@@ -4,7 +4,9 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -16,6 +18,7 @@
 #include "core/http/upstream_client.h"
 #include "core/json/doc.h"
 #include "core/plugin/plugin_library.h"
+#include "core/resilience/breaker.h"
 
 namespace ferry::pipeline {
 
@@ -24,21 +27,28 @@ struct ProviderStats {
   std::atomic<uint32_t> in_flight{0};
   std::atomic<uint64_t> latency_ewma_us{0};
   std::atomic<uint64_t> ttfb_ewma_us{0};
-  std::atomic<uint32_t> consecutive_failures{0};
   std::atomic<uint64_t> attempts{0};
   std::atomic<uint64_t> failures{0};
   // Smoothed failure fraction, in millionths (atomics of double are slow to CAS).
   std::atomic<uint32_t> error_rate_ppm{0};
 
-  std::atomic<int64_t> last_failure_ms{0};  // steady clock
-
   void record(bool ok, uint64_t latency_us);
   void record_ttfb(uint64_t ttfb_us);
-  // Failing after kUnhealthyAfter failures in a row, until a success or until
-  // kRetryAfterMs pass without traffic: then it is worth trying again.
-  bool healthy() const;
-  static constexpr uint32_t kUnhealthyAfter = 5;
-  static constexpr int64_t kRetryAfterMs = 10'000;
+};
+
+// One circuit breaker per model a provider serves, made on first use.
+class Breakers {
+ public:
+  explicit Breakers(resilience::BreakerConfig config) : config_(config) {}
+  resilience::Breaker& for_model(std::string_view model);
+  // Every model's breaker, for /health and the admin API.
+  std::vector<std::pair<std::string, const resilience::Breaker*>> all() const;
+  const resilience::BreakerConfig& config() const { return config_; }
+
+ private:
+  resilience::BreakerConfig config_;
+  mutable std::shared_mutex mu_;
+  std::map<std::string, std::unique_ptr<resilience::Breaker>, std::less<>> by_model_;
 };
 
 // A plugin instance: one configured block, with the plugin's vtable copied into
@@ -71,6 +81,7 @@ struct Provider {
   http::UpstreamOptions upstream;
   bool stream_usage = true;
   json::Doc attributes;  // read-only after build; shared by all workers through ferry_candidate
+  std::unique_ptr<Breakers> breakers;
   std::unique_ptr<Instance<ferry_provider_vtable>> plugin;
   mutable ProviderStats stats;
   bool serves() const { return plugin->vt().serve != nullptr; }

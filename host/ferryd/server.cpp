@@ -360,13 +360,27 @@ struct Server::Impl {
     return Value{{"object", "list"}, {"data", std::move(data)}}.dump();
   }
 
+  // Healthy: no model of the provider has an open circuit.
+  static bool healthy(const pipeline::Provider& p) {
+    for (const auto& [model, b] : p.breakers->all())
+      if (b->state() != resilience::Breaker::State::kClosed) return false;
+    return true;
+  }
+  static Value breakers(const pipeline::Provider& p) {
+    Value out = Value::object();
+    for (const auto& [model, b] : p.breakers->all())
+      out[model] = {{"state", resilience::Breaker::name(b->state())}, {"error_rate", b->error_rate()}};
+    return out;
+  }
+
   std::string health_json() const {
     Value providers = Value::array();
     for (const auto& p : runtime.providers()) {
       const auto& s = p->stats;
       providers.push_back({{"name", p->name},
                            {"plugin", p->plugin->library().name()},
-                           {"healthy", s.healthy()},
+                           {"healthy", healthy(*p)},
+                           {"breakers", breakers(*p)},
                            {"in_flight", s.in_flight.load()},
                            {"attempts", s.attempts.load()},
                            {"failures", s.failures.load()},
