@@ -410,6 +410,35 @@ LoadResult load_string(std::string_view text, const std::string& path) {
           r.error(*r.get("providers"), "providers in " + title + " must not be empty");
       }
       r.string_array("middleware", p.middleware, &p.middleware_pos);
+      if (auto rt = r.table("retry")) {
+        TableReader rr(*rt, title + " retry", path, errors);
+        auto& pol = p.policy;
+        rr.integer("max_retries", pol.max_retries, 0, 100);
+        auto ms = [&](const char* key, std::chrono::milliseconds& out, int64_t min, int64_t max) {
+          int64_t v = out.count();
+          if (rr.integer(key, v, min, max)) out = std::chrono::milliseconds(v);
+        };
+        ms("backoff_base_ms", pol.backoff_base, 1, 600'000);
+        ms("backoff_max_ms", pol.backoff_max, 1, 3'600'000);
+        ms("max_retry_after_ms", pol.max_retry_after, 0, 3'600'000);
+        ms("deadline_ms", pol.deadline, 0, 3'600'000);
+        rr.finish();
+      }
+      if (auto et = r.table("on_error")) {
+        TableReader er(*et, title + " on_error", path, errors);
+        for (size_t i = 0; i < resilience::kErrorClasses; ++i) {
+          auto cls = static_cast<resilience::ErrorClass>(i);
+          std::string action;
+          if (!er.string(resilience::name(cls), action)) continue;
+          if (auto a = resilience::action_from_name(action))
+            p.policy.actions[i] = *a;
+          else
+            er.error(*er.get(resilience::name(cls)),
+                     std::string(resilience::name(cls)) + " in " + title +
+                         " on_error must be \"retry\", \"failover\" or \"return\", not \"" + action + "\"");
+        }
+        er.finish();
+      }
 
       p.router.name = name + ".router";
       p.router.title = "the router of " + title;

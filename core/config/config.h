@@ -8,6 +8,7 @@
 
 #include "core/json/doc.h"
 #include "core/resilience/breaker.h"
+#include "core/resilience/policy.h"
 
 namespace toml {
 inline namespace v3 {
@@ -76,6 +77,7 @@ struct PipelineConfig {
   PluginBlock router;
   std::vector<std::string> middleware;
   std::vector<SourcePos> middleware_pos;
+  resilience::Policy policy;
 };
 
 struct Config {

@@ -140,6 +140,8 @@ class Exchange final : public UpstreamExchange {
     co_return UpstreamError{};
   }
 
+  void set_read_timeout(std::chrono::milliseconds timeout) override { read_timeout_ = timeout; }
+
   asio::awaitable<void> discard_rest(std::chrono::milliseconds timeout, size_t limit) override {
     read_timeout_ = timeout;
     std::string ignored;

@@ -46,6 +46,8 @@ class UpstreamExchange {
   virtual const util::Headers& headers() const = 0;
   // Appends the next piece of body to `out`; sets *done at the end of the body.
   virtual boost::asio::awaitable<UpstreamError> read_some(std::string& out, bool* done) = 0;
+  // Changes the time allowed for each later read.
+  virtual void set_read_timeout(std::chrono::milliseconds timeout) = 0;
   // Reads the rest of the body into `out`, up to limit bytes.
   virtual boost::asio::awaitable<UpstreamError> read_all(std::string& out, size_t limit) = 0;
   // Reads and drops what is left of the body (e.g. the last chunk after a

@@ -1,6 +1,11 @@
 #include "core/pipeline/engine.h"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <charconv>
 #include <optional>
+#include <random>
 #include <vector>
 
 #include "core/log/log.h"
@@ -23,8 +28,6 @@ namespace {
 
 ferry_view fv(std::string_view s) { return ferry_view{s.data(), s.size()}; }
 
-bool fails_over(int status) { return status == 408 || status == 429 || status >= 500; }
-
 // Why an attempt did not produce an answer the client got.
 struct Failure {
   int status = 502;
@@ -32,6 +35,7 @@ struct Failure {
   std::string code;
   std::string message;
   std::string retry_after;
+  resilience::ErrorClass cls = resilience::ErrorClass::kServerError;
 };
 
 Failure from_upstream(const http::UpstreamError& e, std::string_view provider) {
@@ -43,10 +47,14 @@ Failure from_upstream(const http::UpstreamError& e, std::string_view provider) {
       f.status = 504;
       f.type = "timeout_error";
       f.code = "upstream_timeout";
+      f.cls = resilience::ErrorClass::kTimeout;
       break;
     case K::kTooLarge:
     case K::kProtocol: f.code = "bad_upstream_response"; break;
-    default: f.code = "upstream_unavailable"; break;
+    default:
+      f.code = "upstream_unavailable";
+      f.cls = resilience::ErrorClass::kConnect;
+      break;
   }
   return f;
 }
@@ -235,6 +243,38 @@ class Call {
   bool include_usage_ = false;  // what the client asked for
   bool has_chunk_hooks_ = false;
   bool provider_broke_stream_ = false;  // the current attempt failed after its first byte
+  // Until the first byte (the whole answer when not streaming): the sooner of
+  // the pipeline's deadline_ms and the client's x-ferry-deadline-ms.
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  int64_t deadline_ms_ = 0;
+  bool deadline_cut_ = false;  // the attempt's time ran out because of the deadline
+  // A provider's attempt limits, shortened to what is left of the deadline.
+  http::UpstreamOptions limits(const Provider& p) {
+    http::UpstreamOptions o = p.upstream;
+    if (deadline_ == std::chrono::steady_clock::time_point::max() || committed_) return o;
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - std::chrono::steady_clock::now());
+    left = std::max(left, std::chrono::milliseconds(1));
+    if (left < o.read) {
+      o.read = left;
+      deadline_cut_ = true;
+    }
+    o.connect = std::min(o.connect, left);
+    return o;
+  }
+  asio::awaitable<void> sleep(std::chrono::milliseconds d) {
+    asio::steady_timer t(ctx_.async->executor(), d);
+    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+  static double unit_random() {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    return std::uniform_real_distribution<double>(0, 1)(rng);
+  }
+  static std::optional<int64_t> context_window(const Provider& p) {
+    const Value* v = json::find(*const_cast<Doc&>(p.attributes).value(), "/context_window");
+    if (!v || !v->is_number()) return std::nullopt;
+    return v->get<int64_t>();
+  }
   void breaker_changed(const Provider& p, resilience::Breaker::State state) {
     const char* event = state == resilience::Breaker::State::kOpen ? "breaker_opened" : "breaker_closed";
     log::get().warn("event={} provider={} model={} request_id={}", event, p.name, ctx_.model,
@@ -307,6 +347,20 @@ asio::awaitable<Outcome> Call::run() {
     co_return o_;
   }
   ctx_.pipeline = o_.pipeline = pipeline_->name;
+  deadline_ms_ = pipeline_->policy.deadline.count();
+  if (const std::string* asked = ctx_.client_headers.get("x-ferry-deadline-ms")) {
+    int64_t ms = 0;
+    auto [end, ec] = std::from_chars(asked->data(), asked->data() + asked->size(), ms);
+    if (ec != std::errc() || end != asked->data() + asked->size() || ms <= 0) {
+      co_await reply_error(
+          400, "x-ferry-deadline-ms must be a positive number of milliseconds, not '" + *asked + "'",
+          "invalid_request_error", "invalid_deadline");
+      co_return o_;
+    }
+    // A client may shorten the pipeline's deadline, not extend it.
+    deadline_ms_ = deadline_ms_ ? std::min(deadline_ms_, ms) : ms;
+  }
+  if (deadline_ms_) deadline_ = ctx_.received_at + std::chrono::milliseconds(deadline_ms_);
 
   // ---- middleware, in pipeline order
   bool proceed = co_await run_on_request();
@@ -329,54 +383,126 @@ asio::awaitable<Outcome> Call::run() {
     co_return o_;
   }
   std::vector<Failure> failures;
+  const auto& policy = pipeline_->policy;
+  bool done = false;
+  bool deadline_hit = false;
+  // After a context-length error, only providers with a larger window may follow.
+  std::optional<int64_t> min_context_window;
   for (const Provider* p : *order) {
+    if (min_context_window) {
+      auto window = context_window(*p);
+      if (!window || *window <= *min_context_window) continue;
+    }
     auto& breaker = p->breakers->for_model(ctx_.model);
-    if (!breaker.acquire()) {
-      // Its half-open probe slots were taken since routing: next candidate.
-      failures.push_back(Failure{
-          503, "upstream_error", "circuit_open", "provider '" + p->name + "': circuit breaker open", {}});
-      continue;
+    for (uint32_t retry = 0;; ++retry) {
+      if (std::chrono::steady_clock::now() >= deadline_) {
+        deadline_hit = true;
+        break;
+      }
+      if (!breaker.acquire()) {
+        // Its half-open probe slots were taken since routing (or it just opened).
+        failures.push_back(Failure{503,
+                                   "upstream_error",
+                                   "circuit_open",
+                                   "provider '" + p->name + "': circuit breaker open",
+                                   {},
+                                   resilience::ErrorClass::kServerError});
+        break;
+      }
+      ctx_.provider = p->name;
+      if (retry == 0) o_.tried += (o_.tried.empty() ? "" : ",") + p->name;
+      ++o_.attempts;
+      auto started = std::chrono::steady_clock::now();
+      provider_broke_stream_ = false;
+      deadline_cut_ = false;
+      p->stats.in_flight.fetch_add(1, std::memory_order_relaxed);
+      Result r = co_await attempt(*p);
+      p->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
+      auto us =
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+      // Client errors say nothing against the provider, nor does running out of
+      // the request's own deadline; a stream it broke does.
+      bool provider_ok = r == Result::kFailed
+                             ? (deadline_cut_ && last_failure_.cls == resilience::ErrorClass::kTimeout) ||
+                                   last_failure_.cls == resilience::ErrorClass::kClientError ||
+                                   last_failure_.cls == resilience::ErrorClass::kContextLength ||
+                                   last_failure_.cls == resilience::ErrorClass::kContentFilter
+                             : !provider_broke_stream_;
+      p->stats.record(provider_ok, static_cast<uint64_t>(us.count()));
+      if (auto changed = breaker.record(provider_ok)) breaker_changed(*p, *changed);
+      metrics::Registry::global().add("ferry_upstream_attempts_total{provider=\"" + p->name +
+                                          "\",outcome=\"" + (r == Result::kFailed ? "failed" : "ok") + "\"}",
+                                      1);
+      if (r != Result::kFailed) {
+        o_.provider = p->name;
+        done = true;
+        break;
+      }
+      Failure f = last_failure_;
+      failures.push_back(f);
+      if (deadline_cut_ && f.cls == resilience::ErrorClass::kTimeout) {
+        deadline_hit = true;  // it was the request's time that ran out, not the provider's
+        break;
+      }
+      auto action = policy.action(f.cls);
+      if (action == resilience::Action::kReturn) {
+        // The request itself is wrong (or the pipeline says so): another
+        // provider would answer the same.
+        co_await reply_failure(f);
+        done = true;
+        break;
+      }
+      if (action == resilience::Action::kRetry && retry < policy.max_retries) {
+        auto delay = policy.backoff(retry, unit_random());
+        if (auto after = resilience::parse_retry_after(f.retry_after)) {
+          if (*after > policy.max_retry_after) break;  // too long to wait here: fail over
+          delay = std::max(delay, *after);
+        }
+        if (std::chrono::steady_clock::now() + delay >= deadline_) break;
+        log::get().info("[{}] provider '{}' failed ({}); retrying in {} ms", ctx_.request_id, p->name,
+                        f.message, delay.count());
+        co_await sleep(delay);
+        ++o_.retries;
+        continue;
+      }
+      if (f.cls == resilience::ErrorClass::kContextLength) {
+        auto window = context_window(*p);
+        if (!window) {
+          // Without context_window attributes no provider is known to be larger.
+          co_await reply_failure(f);
+          done = true;
+          break;
+        }
+        min_context_window = window;
+      }
+      break;  // fail over
     }
-    ctx_.provider = p->name;
-    o_.tried += (o_.tried.empty() ? "" : ",") + p->name;
-    ++o_.attempts;
-    auto started = std::chrono::steady_clock::now();
-    provider_broke_stream_ = false;
-    p->stats.in_flight.fetch_add(1, std::memory_order_relaxed);
-    Result r = co_await attempt(*p);
-    p->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
-    auto us =
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
-    // Client errors say nothing against the provider; a stream it broke does.
-    bool provider_ok = r == Result::kFailed ? !fails_over(last_failure_.status) : !provider_broke_stream_;
-    p->stats.record(provider_ok, static_cast<uint64_t>(us.count()));
-    if (auto changed = breaker.record(provider_ok)) breaker_changed(*p, *changed);
-    metrics::Registry::global().add("ferry_upstream_attempts_total{provider=\"" + p->name + "\",outcome=\"" +
-                                        (r == Result::kFailed ? "failed" : "ok") + "\"}",
-                                    1);
-    if (r != Result::kFailed) {
-      o_.provider = p->name;
-      break;
-    }
-    failures.push_back(last_failure_);
-    if (!fails_over(last_failure_.status)) {
-      // The request itself is wrong: another provider would refuse it too.
-      co_await reply_failure(last_failure_);
-      break;
-    }
+    if (done || deadline_hit) break;
     if (p != order->back())
       log::get().info("[{}] provider '{}' failed ({}); failing over", ctx_.request_id, p->name,
                       last_failure_.message);
   }
-  if (o_.status == 0) {
-    // Every candidate failed with a provider-side error.
+  if (!done && o_.status == 0) {
     Failure all;
-    if (failures.size() == 1) {
-      all = failures.front();
+    if (deadline_hit) {
+      all.status = 504;
+      all.type = "timeout_error";
+      all.code = "deadline_exceeded";
+      all.message = "the request's deadline of " + std::to_string(deadline_ms_) + " ms passed";
+      for (size_t i = 0; i < failures.size(); ++i)
+        all.message += (i ? "; " : " after: ") + failures[i].message;
+    } else if (failures.empty()) {
+      all.status = 400;
+      all.type = "invalid_request_error";
+      all.code = "context_length_exceeded";
+      all.message = "no provider of pipeline '" + pipeline_->name + "' has a larger context window";
+    } else if (failures.size() == 1 || failures.back().cls == resilience::ErrorClass::kContextLength) {
+      all = failures.back();
     } else {
+      // Every candidate failed with a provider-side error.
       bool all_timeouts = true;
       bool all_limited = true;
-      all.message = "all " + std::to_string(failures.size()) + " providers failed: ";
+      all.message = "all " + std::to_string(failures.size()) + " attempts failed: ";
       for (size_t i = 0; i < failures.size(); ++i) {
         all_timeouts = all_timeouts && failures[i].status == 504;
         all_limited = all_limited && failures[i].status == 429;
@@ -559,6 +685,7 @@ asio::awaitable<Call::Result> Call::on_event(SinkEvent& ev, const Provider& p, b
     case K::kError: {
       Failure f;
       f.status = ev.status;
+      f.cls = resilience::classify(ev.status, ev.type, ev.message);
       if (f.status == 401 || f.status == 403) {
         // The upstream refused the gateway's credentials: not the client's
         // fault, and another provider may well accept its own.
@@ -630,12 +757,13 @@ asio::awaitable<Call::Result> Call::serve_attempt(const Provider& p) {
     co_return Result::kFailed;
   }
   for (;;) {
-    bool woke = co_await sink->wait(p.upstream.read);
+    bool woke = co_await sink->wait(limits(p).read);
     if (!woke) {
       sink->abandon();
       std::string msg =
           "provider '" + p.name + "' produced nothing for " + std::to_string(p.upstream.read.count()) + " ms";
-      Result r = co_await fail({504, "timeout_error", "upstream_timeout", std::move(msg), {}});
+      Result r = co_await fail(
+          {504, "timeout_error", "upstream_timeout", std::move(msg), {}, resilience::ErrorClass::kTimeout});
       co_return r;
     }
     sink->drain_into(batch_);
@@ -676,7 +804,7 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
   for (const auto& h : ctx_.upstream_headers) build.request.headers.set(h.name, h.value);
   if (build.body_doc) build.request.body.assign(build.body_doc->text());
 
-  auto sent = co_await client_.send(build.request, p.upstream);
+  auto sent = co_await client_.send(build.request, limits(p));
   if (sent.error) {
     last_failure_ = from_upstream(sent.error, p.name);
     co_return Result::kFailed;
@@ -754,6 +882,9 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
   for (;;) {
     bytes.clear();
     bool eof = false;
+    // The deadline covers the time to the first byte; a started stream gets
+    // the provider's own read timeout between events.
+    if (committed_) ex.set_read_timeout(p.upstream.read);
     auto err = co_await ex.read_some(bytes, &eof);
     if (err) {
       Failure f = from_upstream(err, p.name);

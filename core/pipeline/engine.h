@@ -42,6 +42,7 @@ struct Outcome {
   std::string provider;  // the provider that answered
   std::string tried;     // providers attempted, comma-separated, in order
   uint32_t attempts = 0;
+  uint32_t retries = 0;  // attempts that repeated one on the same provider
   int64_t prompt_tokens = -1;
   int64_t completion_tokens = -1;
   std::chrono::microseconds ttfb{0};

@@ -133,6 +133,7 @@ std::unique_ptr<Runtime> Runtime::build(std::shared_ptr<const config::Config> cf
     auto pl = std::make_unique<Pipeline>();
     pl->name = pc.name;
     pl->models = pc.models;
+    pl->policy = pc.policy;
     for (const auto& name : pc.providers)
       if (auto p = find_provider(name)) pl->providers.push_back(p);
     pl->router_name = pc.router.plugin;

@@ -19,6 +19,7 @@
 #include "core/json/doc.h"
 #include "core/plugin/plugin_library.h"
 #include "core/resilience/breaker.h"
+#include "core/resilience/policy.h"
 
 namespace ferry::pipeline {
 
@@ -99,6 +100,7 @@ struct Pipeline {
   std::string router_name;
   std::unique_ptr<Instance<ferry_router_vtable>> router;
   std::vector<const Middleware*> middleware;
+  resilience::Policy policy;
 };
 
 // Everything built from a config: loaded plugins and their instances.

@@ -275,11 +275,10 @@ struct Server::Impl {
       if (options.access_log)
         log::get().info(
             "access request_id={} method=POST path={} status={} model={} pipeline={} provider={} tried={} "
-            "attempts={} "
-            "stream={} latency_ms={} ttfb_ms={} tokens_in={} tokens_out={}{}{}",
+            "attempts={} retries={} stream={} latency_ms={} ttfb_ms={} tokens_in={} tokens_out={}{}{}",
             id, path, o.status, ctx.model.empty() ? "-" : ctx.model, o.pipeline.empty() ? "-" : o.pipeline,
-            o.provider.empty() ? "-" : o.provider, o.tried.empty() ? "-" : o.tried, o.attempts, o.stream,
-            fmt_ms(latency), fmt_ms(o.ttfb), o.prompt_tokens, o.completion_tokens,
+            o.provider.empty() ? "-" : o.provider, o.tried.empty() ? "-" : o.tried, o.attempts, o.retries,
+            o.stream, fmt_ms(latency), fmt_ms(o.ttfb), o.prompt_tokens, o.completion_tokens,
             o.error.empty() ? "" : " error=", o.error.empty() ? "" : Value(o.error).dump());
       co_return keep_alive&& out.ok() && o.status != 499;
     }

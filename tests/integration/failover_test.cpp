@@ -78,7 +78,7 @@ TEST(Failover, ReportsEveryProviderWhenAllFail) {
   auto r = http_post(f->address(), "/v1/chat/completions", chat_body("m", "x"));
   EXPECT_EQ(r.status, 502) << r.body;
   auto msg = error_message(r);
-  EXPECT_NE(msg.find("all 2 providers failed"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("all 2 attempts failed"), std::string::npos) << msg;
   EXPECT_NE(msg.find("provider 'a': upstream HTTP 500"), std::string::npos) << msg;
   EXPECT_NE(msg.find("provider 'b': upstream HTTP 503"), std::string::npos) << msg;
   EXPECT_EQ(r.json()["error"]["code"], "all_providers_failed");
