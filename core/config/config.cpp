@@ -1,6 +1,7 @@
 #include "core/config/config.h"
 
 #include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -309,6 +310,19 @@ LoadResult load_string(std::string_view text, const std::string& path) {
   if (auto t = top.table("log")) {
     TableReader r(*t, "[log]", path, errors);
     read_log(r, cfg->log);
+  }
+  if (auto t = top.table("admin")) {
+    TableReader r(*t, "[admin]", path, errors);
+    auto& a = cfg->admin;
+    r.boolean("enabled", a.enabled);
+    std::string listen;
+    if (r.string("listen", listen) && !parse_listen(listen, a.host, a.port))
+      r.error(*r.get("listen"),
+              "listen in [admin] must be HOST:PORT, e.g. \"127.0.0.1:9090\", not \"" + listen + "\"");
+    if (r.string("token_env", a.token_env) && !a.token_env.empty() && !std::getenv(a.token_env.c_str()))
+      r.error(*r.get("token_env"),
+              "token_env in [admin]: environment variable " + a.token_env + " is not set");
+    r.finish();
   }
 
   if (auto t = top.table("providers")) {

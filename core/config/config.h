@@ -53,6 +53,15 @@ struct ServerConfig {
   uint32_t idle_timeout_ms = 60'000;
 };
 
+// The admin listener: a separate address for operators (health, breakers,
+// draining a provider), optionally behind a bearer token.
+struct AdminConfig {
+  bool enabled = true;
+  std::string host = "127.0.0.1";
+  uint16_t port = 9090;
+  std::string token_env;  // environment variable holding the bearer token; empty: no token
+};
+
 struct LogConfig {
   std::string level = "info";
   bool access_log = true;
@@ -61,9 +70,9 @@ struct LogConfig {
 struct ProviderConfig {
   PluginBlock block;
   uint32_t connect_timeout_ms = 5'000;
-  uint32_t read_timeout_ms = 60'000;  // for response headers and between body bytes
-  bool stream_usage = true;           // ask upstream for usage on streams, for accounting
-  std::string ca_file;                // trust this PEM bundle instead of the system store
+  uint32_t read_timeout_ms = 60'000;               // for response headers and between body bytes
+  bool stream_usage = true;                        // ask upstream for usage on streams, for accounting
+  std::string ca_file;                             // trust this PEM bundle instead of the system store
   json::Value attributes = json::Value::object();  // for routers: tier, price, capabilities, ...
   resilience::BreakerConfig breaker;
 };
@@ -84,6 +93,7 @@ struct Config {
   std::string path;
   std::vector<std::string> plugin_dirs;  // absolute
   ServerConfig server;
+  AdminConfig admin;
   LogConfig log;
   std::vector<ProviderConfig> providers;
   std::vector<PluginBlock> middleware;  // declared [middleware.NAME] blocks

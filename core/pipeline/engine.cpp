@@ -573,8 +573,11 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
   // Providers whose circuit is open are not candidates for any strategy.
   std::vector<const Provider*> candidates;
   std::string open;
+  std::string drained;
   for (const Provider* p : pipeline_->providers) {
-    if (p->breakers->for_model(ctx_.model).available(now))
+    if (p->drained.load(std::memory_order_relaxed))
+      drained += (drained.empty() ? "" : ", ") + p->name;
+    else if (p->breakers->for_model(ctx_.model).available(now))
       candidates.push_back(p);
     else
       open += (open.empty() ? "" : ", ") + p->name;
@@ -585,7 +588,11 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
       if (p->name != *pinned) continue;
       if (std::find(candidates.begin(), candidates.end(), p) != candidates.end())
         co_return std::vector<const Provider*>{p};
-      co_await reply_circuit_open(p->name);
+      if (p->drained.load(std::memory_order_relaxed))
+        co_await reply_error(503, "provider '" + p->name + "' is drained", "upstream_error",
+                             "provider_drained");
+      else
+        co_await reply_circuit_open(p->name);
       co_return std::nullopt;
     }
     std::string names;
@@ -597,7 +604,13 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
     co_return std::nullopt;
   }
   if (candidates.empty()) {
-    co_await reply_circuit_open(open);
+    if (open.empty()) {
+      co_await reply_error(
+          503, "every provider of pipeline '" + pipeline_->name + "' is drained (" + drained + ")",
+          "upstream_error", "providers_drained");
+    } else {
+      co_await reply_circuit_open(open);
+    }
     co_return std::nullopt;
   }
 

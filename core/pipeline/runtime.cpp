@@ -39,9 +39,10 @@ std::vector<std::pair<std::string, const resilience::Breaker*>> Breakers::all() 
 
 void ProviderStats::record(bool ok, uint64_t latency_us) {
   attempts.fetch_add(1, std::memory_order_relaxed);
-  if (ok)
+  if (ok) {
     ewma(latency_ewma_us, latency_us);
-  else
+    latency.record(latency_us);
+  } else
     failures.fetch_add(1, std::memory_order_relaxed);
   uint32_t rate = error_rate_ppm.load(std::memory_order_relaxed);
   uint32_t sample = ok ? 0 : 1'000'000;

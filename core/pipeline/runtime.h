@@ -19,6 +19,7 @@
 #include "core/json/doc.h"
 #include "core/plugin/plugin_library.h"
 #include "core/resilience/breaker.h"
+#include "core/resilience/latency.h"
 #include "core/resilience/policy.h"
 
 namespace ferry::pipeline {
@@ -32,6 +33,8 @@ struct ProviderStats {
   std::atomic<uint64_t> failures{0};
   // Smoothed failure fraction, in millionths (atomics of double are slow to CAS).
   std::atomic<uint32_t> error_rate_ppm{0};
+
+  resilience::LatencyWindow latency;  // p50/p95 for the admin API
 
   void record(bool ok, uint64_t latency_us);
   void record_ttfb(uint64_t ttfb_us);
@@ -83,6 +86,8 @@ struct Provider {
   bool stream_usage = true;
   json::Doc attributes;  // read-only after build; shared by all workers through ferry_candidate
   std::unique_ptr<Breakers> breakers;
+  // Taken out of rotation by an operator (admin API): no new requests.
+  mutable std::atomic<bool> drained{false};
   std::unique_ptr<Instance<ferry_provider_vtable>> plugin;
   mutable ProviderStats stats;
   bool serves() const { return plugin->vt().serve != nullptr; }

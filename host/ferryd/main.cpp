@@ -20,10 +20,11 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: ferryd --config FILE [--listen HOST:PORT] [--log-level LEVEL]\n"
+    "usage: ferryd --config FILE [--listen HOST:PORT] [--admin-listen HOST:PORT|off] [--log-level LEVEL]\n"
     "\n"
     "  --config FILE       the TOML configuration (see config/ferry.toml)\n"
     "  --listen HOST:PORT  overrides [server] listen\n"
+    "  --admin-listen A    overrides [admin] listen; \"off\" turns the admin API off\n"
     "  --log-level LEVEL   trace, debug, info, warn, error or off; overrides [log] level\n"
     "  --version           prints the version and exits\n"
     "\n"
@@ -40,6 +41,7 @@ int usage_error(const std::string& why) {
 int main(int argc, char** argv) {
   std::string config_path;
   std::string listen;
+  std::string admin_listen;
   std::string level_name;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -55,10 +57,13 @@ int main(int argc, char** argv) {
       std::cout << "ferryd " << FERRY_SDK_VERSION_STRING << " (plugin ABI " << FERRY_ABI_MAJOR << "."
                 << FERRY_ABI_MINOR << ")\n";
       return 0;
-    } else if (arg == "--config" || arg == "--listen" || arg == "--log-level") {
+    } else if (arg == "--config" || arg == "--listen" || arg == "--admin-listen" || arg == "--log-level") {
       const char* v = value(arg.c_str());
       if (!v) return usage_error(arg + " needs a value");
-      (arg == "--config" ? config_path : arg == "--listen" ? listen : level_name) = v;
+      (arg == "--config"         ? config_path
+       : arg == "--listen"       ? listen
+       : arg == "--admin-listen" ? admin_listen
+                                 : level_name) = v;
     } else {
       return usage_error("unknown argument '" + arg + "'");
     }
@@ -73,6 +78,11 @@ int main(int argc, char** argv) {
   std::shared_ptr<ferry::config::Config> cfg = std::move(loaded.config);
   if (!listen.empty() && !ferry::config::parse_listen(listen, cfg->server.host, cfg->server.port))
     return usage_error("--listen must be HOST:PORT, not '" + listen + "'");
+  if (admin_listen == "off")
+    cfg->admin.enabled = false;
+  else if (!admin_listen.empty() &&
+           !ferry::config::parse_listen(admin_listen, cfg->admin.host, cfg->admin.port))
+    return usage_error("--admin-listen must be HOST:PORT or off, not '" + admin_listen + "'");
   if (level_name.empty()) level_name = cfg->log.level;
   auto level = ferry::log::parse_level(level_name);
   if (!level) return usage_error("unknown log level '" + level_name + "'");
@@ -103,6 +113,10 @@ int main(int argc, char** argv) {
   options.idle_timeout = std::chrono::milliseconds(cfg->server.idle_timeout_ms);
   options.drain_timeout = std::chrono::milliseconds(cfg->server.drain_timeout_ms);
   options.access_log = cfg->log.access_log;
+  options.admin = cfg->admin.enabled;
+  options.admin_host = cfg->admin.host;
+  options.admin_port = cfg->admin.port;
+  if (!cfg->admin.token_env.empty()) options.admin_token = std::getenv(cfg->admin.token_env.c_str());
 
   // Signals are taken by the control thread only; workers never see them.
   boost::asio::io_context control;
@@ -124,8 +138,9 @@ int main(int argc, char** argv) {
     std::string models;
     for (const auto& p : runtime->pipelines())
       for (const auto& m : p->models) models += (models.empty() ? "" : ", ") + m;
-    ferry::log::lifecycle().info("ferryd {} ready: listening on {} ({} workers; models: {})",
-                                 FERRY_SDK_VERSION_STRING, server.address(), server.workers(), models);
+    std::string admin = server.admin_address().empty() ? "off" : server.admin_address();
+    ferry::log::lifecycle().info("ferryd {} ready: listening on {} ({} workers; admin {}; models: {})",
+                                 FERRY_SDK_VERSION_STRING, server.address(), server.workers(), admin, models);
 
     control.run();
     ferry::log::lifecycle().info("received {}; draining in-flight requests (up to {} ms)",

@@ -161,6 +161,8 @@ struct Server::Impl {
   const pipeline::Runtime& runtime;
   ServerOptions options;
   std::vector<std::unique_ptr<Worker>> workers;
+  std::unique_ptr<Worker> admin;  // its own thread: operators get answers while workers are busy
+  std::string admin_address;
   std::atomic<bool> draining{false};
   std::string address;
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
@@ -338,6 +340,148 @@ struct Server::Impl {
     co_await bhttp::async_write(conn.stream, res, kNoThrow);
   }
 
+  // ---------------------------------------------------------------- admin
+
+  asio::awaitable<void> admin_accept(Worker& w) {
+    for (;;) {
+      auto [ec, sock] = co_await w.acceptor->async_accept(kNoThrow);
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !w.acceptor->is_open()) co_return;
+        continue;
+      }
+      asio::co_spawn(w.io, admin_session(w, std::move(sock)), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> admin_session(Worker& w, tcp::socket sock) {
+    Connection conn(std::move(sock));
+    w.connections.insert(&conn);
+    beast::flat_buffer buffer;
+    for (;;) {
+      conn.idle = true;
+      if (draining.load()) break;
+      bhttp::request_parser<bhttp::string_body> parser;
+      parser.body_limit(64 * 1024);
+      conn.stream.expires_after(options.idle_timeout);
+      auto [ec, n] = co_await bhttp::async_read(conn.stream, buffer, parser, kNoThrow);
+      conn.idle = false;
+      if (ec) break;
+      auto& req = parser.get();
+      std::string id = new_request_id();
+      bool keep_alive = req.keep_alive() && !draining.load();
+      BeastWriter out(conn.stream, id, keep_alive, options.idle_timeout);
+      auto [status, body] = admin_route(req);
+      util::Headers headers;
+      if (status == 401) headers.set("www-authenticate", "Bearer");
+      co_await out.send_json(status, body, headers);
+      if (options.access_log)
+        log::get().info("admin request_id={} method={} path={} status={}", id,
+                        std::string(req.method_string()), std::string(req.target()), status);
+      if (!keep_alive || !out.ok()) break;
+    }
+    error_code ignored;
+    conn.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    conn.stream.socket().close(ignored);
+    w.connections.erase(&conn);
+  }
+
+  // Compares in time independent of where the strings differ.
+  static bool same_secret(std::string_view a, std::string_view b) {
+    unsigned char diff = a.size() == b.size() ? 0 : 1;
+    for (size_t i = 0; i < a.size(); ++i)
+      diff |= static_cast<unsigned char>(a[i] ^ b[i % std::max<size_t>(1, b.size())]);
+    return diff == 0;
+  }
+
+  std::pair<int, std::string> admin_route(const bhttp::request<bhttp::string_body>& req) {
+    auto err = [](int status, const std::string& message, const char* code) {
+      return std::pair<int, std::string>{status,
+                                         pipeline::error_json(message, "invalid_request_error", code)};
+    };
+    if (!options.admin_token.empty()) {
+      std::string_view auth(req[bhttp::field::authorization].data(), req[bhttp::field::authorization].size());
+      if (!auth.starts_with("Bearer ") || !same_secret(auth.substr(7), options.admin_token))
+        return err(401, "the admin API needs Authorization: Bearer <token>", "unauthorized");
+    }
+    std::string_view target(req.target().data(), req.target().size());
+    std::string_view path = target.substr(0, target.find('?'));
+    bool get = req.method() == bhttp::verb::get;
+    bool post = req.method() == bhttp::verb::post;
+    if (path == "/admin/providers" && get) return {200, admin_providers()};
+    if (path == "/admin/pipelines" && get) return {200, admin_pipelines()};
+    if (path == "/health" && get) return {200, health_json()};
+    constexpr std::string_view kPrefix = "/admin/providers/";
+    if (path.starts_with(kPrefix) && post) {
+      std::string_view rest = path.substr(kPrefix.size());
+      auto slash = rest.find('/');
+      std::string_view name = rest.substr(0, slash);
+      std::string_view verb = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+      const pipeline::Provider* p = nullptr;
+      for (const auto& candidate : runtime.providers())
+        if (candidate->name == name) p = candidate.get();
+      if (!p) return err(404, "no provider named '" + std::string(name) + "'", "provider_not_found");
+      if (verb != "drain" && verb != "enable")
+        return err(404, "use POST /admin/providers/NAME/drain or /enable", "unknown_url");
+      bool drain = verb == "drain";
+      bool was = p->drained.exchange(drain);
+      if (was != drain)
+        log::lifecycle().info("event=provider_{} provider={} (admin API)", drain ? "drained" : "enabled",
+                              p->name);
+      return {200, Value{{"name", p->name}, {"drained", drain}}.dump()};
+    }
+    return err(404, "no admin route for " + std::string(req.method_string()) + " " + std::string(path),
+               "unknown_url");
+  }
+
+  std::string admin_providers() const {
+    Value out = Value::array();
+    for (const auto& p : runtime.providers()) {
+      const auto& s = p->stats;
+      out.push_back({{"name", p->name},
+                     {"plugin", p->plugin->library().name()},
+                     {"drained", p->drained.load()},
+                     {"healthy", healthy(*p)},
+                     {"in_flight", s.in_flight.load()},
+                     {"attempts", s.attempts.load()},
+                     {"failures", s.failures.load()},
+                     {"error_rate", s.error_rate_ppm.load() / 1e6},
+                     {"latency_p50_ms", s.latency.quantile(0.5) / 1000.0},
+                     {"latency_p95_ms", s.latency.quantile(0.95) / 1000.0},
+                     {"ttfb_ewma_ms", s.ttfb_ewma_us.load() / 1000.0},
+                     {"breakers", breakers(*p)}});
+    }
+    return Value{{"providers", std::move(out)}}.dump();
+  }
+
+  std::string admin_pipelines() const {
+    Value out = Value::array();
+    for (const auto& pl : runtime.pipelines()) {
+      Value providers = Value::array();
+      for (const auto* p : pl->providers) providers.push_back(p->name);
+      Value middleware = Value::array();
+      for (const auto* m : pl->middleware) middleware.push_back(m->name);
+      Value on_error = Value::object();
+      for (size_t i = 0; i < resilience::kErrorClasses; ++i) {
+        auto cls = static_cast<resilience::ErrorClass>(i);
+        on_error[resilience::name(cls)] = resilience::name(pl->policy.action(cls));
+      }
+      const auto& pol = pl->policy;
+      out.push_back({{"name", pl->name},
+                     {"models", pl->models},
+                     {"providers", std::move(providers)},
+                     {"router", pl->router_name},
+                     {"middleware", std::move(middleware)},
+                     {"retry",
+                      {{"max_retries", pol.max_retries},
+                       {"backoff_base_ms", pol.backoff_base.count()},
+                       {"backoff_max_ms", pol.backoff_max.count()},
+                       {"max_retry_after_ms", pol.max_retry_after.count()},
+                       {"deadline_ms", pol.deadline.count()}}},
+                     {"on_error", std::move(on_error)}});
+    }
+    return Value{{"pipelines", std::move(out)}}.dump();
+  }
+
   void record(const pipeline::Outcome& o, std::chrono::microseconds latency) {
     auto& m = metrics::Registry::global();
     std::string labels = "{pipeline=\"" + (o.pipeline.empty() ? std::string("-") : o.pipeline) +
@@ -432,6 +576,10 @@ Server::~Server() {
     w->io.stop();
     if (w->thread.joinable()) w->thread.join();
   }
+  if (impl_->admin) {
+    impl_->admin->io.stop();
+    if (impl_->admin->thread.joinable()) impl_->admin->thread.join();
+  }
 }
 
 bool Server::start(std::string* error) {
@@ -483,6 +631,42 @@ bool Server::start(std::string* error) {
   }
   std::string host = addr.is_v6() ? "[" + im.options.host + "]" : im.options.host;
   im.address = host + ":" + std::to_string(port);
+
+  if (im.options.admin) {
+    auto admin_addr = asio::ip::make_address(im.options.admin_host, ec);
+    if (ec) {
+      *error = "cannot listen on admin address '" + im.options.admin_host + "': not an IP address";
+      return false;
+    }
+    auto w = std::make_unique<Worker>();
+    tcp::endpoint ep(admin_addr, im.options.admin_port);
+    w->acceptor.emplace(w->io);
+    w->acceptor->open(ep.protocol(), ec);
+    if (!ec) w->acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) w->acceptor->bind(ep, ec);
+    if (!ec) w->acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      *error = "cannot listen on admin address " + im.options.admin_host + ":" +
+               std::to_string(im.options.admin_port) + ": " + ec.message();
+      return false;
+    }
+    std::string ahost = admin_addr.is_v6() ? "[" + im.options.admin_host + "]" : im.options.admin_host;
+    im.admin_address = ahost + ":" + std::to_string(w->acceptor->local_endpoint().port());
+    im.admin = std::move(w);
+  }
+  if (im.admin) {
+    asio::co_spawn(im.admin->io, im.admin_accept(*im.admin), asio::detached);
+    im.admin->thread = std::thread([wp = im.admin.get()] {
+      for (;;) {
+        try {
+          wp->io.run();
+          return;
+        } catch (const std::exception& e) {
+          log::get().error("admin: unhandled exception: {}", e.what());
+        }
+      }
+    });
+  }
   for (auto& w : im.workers) {
     asio::co_spawn(w->io, im.accept_loop(*w), asio::detached);
     w->thread = std::thread([wp = w.get()] {
@@ -501,6 +685,7 @@ bool Server::start(std::string* error) {
 }
 
 std::string Server::address() const { return impl_->address; }
+std::string Server::admin_address() const { return impl_->admin_address; }
 unsigned Server::workers() const { return static_cast<unsigned>(impl_->workers.size()); }
 
 size_t Server::drain() {
@@ -530,6 +715,10 @@ size_t Server::drain() {
   for (auto& w : im.workers) w->io.stop();
   for (auto& w : im.workers)
     if (w->thread.joinable()) w->thread.join();
+  if (im.admin) {
+    im.admin->io.stop();
+    if (im.admin->thread.joinable()) im.admin->thread.join();
+  }
   return active;
 }
 

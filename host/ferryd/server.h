@@ -17,6 +17,12 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds drain_timeout{30'000};
   bool access_log = true;
+  // The admin listener (GET /admin/providers, /admin/pipelines, POST
+  // /admin/providers/NAME/drain|enable), on its own thread.
+  bool admin = true;
+  std::string admin_host = "127.0.0.1";
+  uint16_t admin_port = 9090;
+  std::string admin_token;  // empty: no authentication
 };
 
 // The data plane: one io_context and one acceptor (SO_REUSEPORT) per worker
@@ -31,6 +37,8 @@ class Server {
   bool start(std::string* error);
   // "127.0.0.1:8080" as bound (the real port when 0 was asked).
   std::string address() const;
+  // The admin listener's address, empty when it is off.
+  std::string admin_address() const;
   unsigned workers() const;
   // Stops accepting, closes idle connections, lets in-flight requests finish
   // (up to drain_timeout), then stops the workers. Returns the number of

@@ -46,7 +46,7 @@ TOML
 # ir KIND COUNT: total instructions of a ferryd that served COUNT requests.
 ir() {
   local log=$out/ferryd.$1.$2.log
-  valgrind --tool=callgrind --callgrind-out-file="$out/cg.$1.$2" "$ferryd" --config "$out/ferry.toml" 2>"$log" &
+  valgrind --tool=callgrind --callgrind-out-file="$out/cg.$1.$2" "$ferryd" --config "$out/ferry.toml" --admin-listen off 2>"$log" &
   local pid=$!
   for _ in $(seq 600); do grep -q 'ready: listening' "$log" && break; sleep 0.1; done
   local port

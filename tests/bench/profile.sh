@@ -61,7 +61,7 @@ router = "priority"
 EOF
 
 start_ferryd() {  # [wrapper...]
-  $on0 "$@" "$ferryd" --config "$out/ferry.toml" 2>"$out/ferryd.log" &
+  $on0 "$@" "$ferryd" --config "$out/ferry.toml" --admin-listen off 2>"$out/ferryd.log" &
   FPID=$!
   pids+=("$FPID")
   for _ in $(seq 600); do grep -q 'ready: listening' "$out/ferryd.log" && break; sleep 0.1; done

@@ -179,8 +179,8 @@ EOF
 start_ferryd() {
   next_file ferryd.log
   local f=$FILE
-  log_cmd "$on0 $ferryd --config $1   # $(tr '\n' ' ' <"$1")"
-  $on0 "$ferryd" --config "$1" 2>"$f" &
+  log_cmd "$on0 $ferryd --config $1 --admin-listen off   # $(tr '\n' ' ' <"$1")"
+  $on0 "$ferryd" --config "$1" --admin-listen off 2>"$f" &
   FERRY_PID=$!
   pids+=("$FERRY_PID")
   for _ in $(seq 100); do grep -q 'ready: listening' "$f" && break; sleep 0.05; done

@@ -70,7 +70,7 @@ process.on('exit', () => {
 });
 
 async function startFerryd(configPath) {
-  const args = ['--config', configPath, '--listen', '127.0.0.1:0', '--log-level', 'info'];
+  const args = ['--config', configPath, '--listen', '127.0.0.1:0', '--admin-listen', 'off', '--log-level', 'info'];
   const child = spawn(FERRYD, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child);
   let stderr = '';

@@ -61,7 +61,7 @@ TEST(Lifecycle, ReportsAnAddressInUseAndExitsOne) {
   MockUpstream taken;
   TempDir dir;
   auto path = dir.write("ferry.toml", mock_pipeline());
-  auto r = run({FERRY_TEST_FERRYD, "--config", path, "--listen", taken.address()});
+  auto r = run({FERRY_TEST_FERRYD, "--config", path, "--listen", taken.address(), "--admin-listen", "off"});
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_NE(r.output.find("cannot listen on " + taken.address()), std::string::npos) << r.output;
 }

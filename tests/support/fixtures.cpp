@@ -70,7 +70,9 @@ std::unique_ptr<Ferryd> Ferryd::start(const std::string& config, const std::vect
                                       const std::vector<std::string>& env) {
   std::unique_ptr<Ferryd> f(new Ferryd());
   f->config_path_ = f->dir_.write("ferry.toml", config);
-  std::vector<std::string> argv{FERRY_TEST_FERRYD, "--config", f->config_path_, "--listen", "127.0.0.1:0"};
+  // Ephemeral ports for both listeners: tests run side by side.
+  std::vector<std::string> argv{FERRY_TEST_FERRYD, "--config",       f->config_path_, "--listen",
+                                "127.0.0.1:0",     "--admin-listen", "127.0.0.1:0"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   f->process_ = Process::start(argv, env);
   auto line = f->process_->wait_for_line("listening on ");
@@ -80,6 +82,11 @@ std::unique_ptr<Ferryd> Ferryd::start(const std::string& config, const std::vect
   }
   auto at = line->find("listening on ") + 13;
   f->address_ = line->substr(at, line->find(' ', at) - at);
+  if (auto admin = line->find("; admin "); admin != std::string::npos) {
+    admin += 8;
+    std::string value = line->substr(admin, line->find(';', admin) - admin);
+    if (value != "off") f->admin_address_ = value;
+  }
   return f;
 }
 
@@ -98,7 +105,9 @@ int Ferryd::stop() {
 RunResult ferryd_refusing(const std::string& config, const std::vector<std::string>& env) {
   TempDir dir;
   auto path = dir.write("ferry.toml", config);
-  return run({FERRY_TEST_FERRYD, "--config", path, "--listen", "127.0.0.1:0"}, env, std::chrono::seconds(20));
+  return run(
+      {FERRY_TEST_FERRYD, "--config", path, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"}, env,
+      std::chrono::seconds(20));
 }
 
 }  // namespace ferry::test

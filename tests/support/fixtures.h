@@ -53,6 +53,8 @@ class Ferryd {
   ~Ferryd();
 
   const std::string& address() const { return address_; }
+  // The admin listener (started on an ephemeral port too).
+  const std::string& admin_address() const { return admin_address_; }
   Process& process() { return *process_; }
   std::string output() const { return process_->output(); }
   // A log line containing needle (waits up to timeout for it to appear).
@@ -70,6 +72,7 @@ class Ferryd {
   std::string config_path_;
   std::unique_ptr<Process> process_;
   std::string address_;
+  std::string admin_address_;
 };
 
 // Starts ferryd expecting it to fail at startup; returns its status and output.
