@@ -341,6 +341,15 @@ LoadResult load_string(std::string_view text, const std::string& path) {
       r.integer("read_timeout_ms", p.read_timeout_ms, 1, 3'600'000);
       r.boolean("stream_usage", p.stream_usage);
       if (auto at = r.table("attributes")) p.attributes = to_json(*at);
+      if (auto mt = r.table("models")) {
+        for (auto&& [k, v] : *mt) {
+          if (!v.is_string())
+            r.error(v, "models in " + title + " maps client model names to this provider's names; '" +
+                           std::string(k.str()) + "' must be a string, not " + type_name(v));
+          else
+            p.model_map.emplace(std::string(k.str()), v.as_string()->get());
+        }
+      }
       if (auto bt = r.table("breaker")) {
         TableReader br(*bt, title + " breaker", path, errors);
         auto& b = p.breaker;

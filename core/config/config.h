@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -74,6 +75,7 @@ struct ProviderConfig {
   bool stream_usage = true;                        // ask upstream for usage on streams, for accounting
   std::string ca_file;                             // trust this PEM bundle instead of the system store
   json::Value attributes = json::Value::object();  // for routers: tier, price, capabilities, ...
+  std::map<std::string, std::string, std::less<>> model_map;  // client model -> upstream model
   resilience::BreakerConfig breaker;
 };
 

@@ -242,6 +242,7 @@ class Call {
   std::vector<ActiveFilter> filters_;
   bool include_usage_ = false;  // what the client asked for
   bool has_chunk_hooks_ = false;
+  std::string requested_model_;         // the request's model once middleware ran
   bool provider_broke_stream_ = false;  // the current attempt failed after its first byte
   // Until the first byte (the whole answer when not streaming): the sooner of
   // the pipeline's deadline_ms and the client's x-ferry-deadline-ms.
@@ -372,6 +373,8 @@ asio::awaitable<Outcome> Call::run() {
   req = ctx_.request.value();
   auto stream = req->find("stream");
   ctx_.stream = o_.stream = stream != req->end() && stream->is_boolean() && stream->get<bool>();
+  if (auto m = req->find("model"); m != req->end() && m->is_string())
+    requested_model_ = m->get<std::string>();
   include_usage_ = false;
   if (auto so = req->find("stream_options"); so != req->end() && so->is_object())
     include_usage_ = so->value("include_usage", false);
@@ -663,10 +666,19 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
 }
 
 void Call::prepare_upstream_request(const Provider& p) {
+  // The provider's own name for the model, if it maps it; set on every attempt
+  // because the previous one may have been another provider's.
+  Value* req = ctx_.request.value();
+  auto mapped = p.model_map.find(requested_model_);
+  const std::string& want = mapped == p.model_map.end() ? requested_model_ : mapped->second;
+  if (auto m = req->find("model");
+      m == req->end() || !m->is_string() || m->get_ref<const std::string&>() != want) {
+    (*req)["model"] = want;
+    ctx_.request.changed();
+  }
   // For accounting the host wants usage at the end of every stream; the chunk
   // carrying it is withheld from clients that did not ask for it.
   if (!ctx_.stream || include_usage_) return;
-  Value* req = ctx_.request.value();
   auto so = req->find("stream_options");
   bool has = so != req->end() && so->is_object() && so->value("include_usage", false);
   if (p.stream_usage && !has) {

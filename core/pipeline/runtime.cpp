@@ -1,5 +1,7 @@
 #include "core/pipeline/runtime.h"
 
+#include <fnmatch.h>
+
 #include <chrono>
 
 #include "core/json/doc.h"
@@ -111,6 +113,7 @@ std::unique_ptr<Runtime> Runtime::build(std::shared_ptr<const config::Config> cf
     p->upstream.read = std::chrono::milliseconds(pc.read_timeout_ms);
     p->upstream.ca_file = pc.ca_file;
     p->stream_usage = pc.stream_usage;
+    p->model_map = pc.model_map;
     p->breakers = std::make_unique<Breakers>(pc.breaker);
     p->attributes = json::Doc::from_value(pc.attributes);
     p->attributes.freeze();
@@ -168,7 +171,12 @@ std::unique_ptr<Runtime> Runtime::build(std::shared_ptr<const config::Config> cf
       }
       pl->middleware.push_back(m);
     }
-    for (const auto& model : pl->models) rt->by_model_[model] = pl.get();
+    for (const auto& model : pl->models) {
+      if (model.find_first_of("*?[") != std::string::npos)
+        rt->by_pattern_.emplace_back(model, pl.get());
+      else
+        rt->by_model_[model] = pl.get();
+    }
     rt->pipelines_.push_back(std::move(pl));
   }
 
@@ -178,7 +186,11 @@ std::unique_ptr<Runtime> Runtime::build(std::shared_ptr<const config::Config> cf
 
 const Pipeline* Runtime::pipeline_for_model(std::string_view model) const {
   auto it = by_model_.find(std::string(model));
-  return it == by_model_.end() ? nullptr : it->second;
+  if (it != by_model_.end()) return it->second;
+  std::string name(model);
+  for (const auto& [pattern, pipeline] : by_pattern_)
+    if (::fnmatch(pattern.c_str(), name.c_str(), 0) == 0) return pipeline;
+  return nullptr;
 }
 
 }  // namespace ferry::pipeline

@@ -84,6 +84,8 @@ struct Provider {
   std::string name;
   http::UpstreamOptions upstream;
   bool stream_usage = true;
+  // Client model name -> this provider's name for it ("fast" -> "llama-3.1-8b-instant").
+  std::map<std::string, std::string, std::less<>> model_map;
   json::Doc attributes;  // read-only after build; shared by all workers through ferry_candidate
   std::unique_ptr<Breakers> breakers;
   // Taken out of rotation by an operator (admin API): no new requests.
@@ -118,6 +120,8 @@ class Runtime {
                                         std::vector<config::Diagnostic>& errors);
   ~Runtime();
 
+  // The pipeline serving `model`: an exact name first, then the first glob
+  // pattern ('*', '?', '[...]') that matches.
   const Pipeline* pipeline_for_model(std::string_view model) const;
   const std::vector<std::unique_ptr<Pipeline>>& pipelines() const { return pipelines_; }
   const std::vector<std::unique_ptr<Provider>>& providers() const { return providers_; }
@@ -132,6 +136,8 @@ class Runtime {
   std::vector<std::unique_ptr<Middleware>> middleware_;
   std::vector<std::unique_ptr<Pipeline>> pipelines_;
   std::unordered_map<std::string, const Pipeline*> by_model_;
+  // Patterns such as "claude-*", tried in config order after the exact names.
+  std::vector<std::pair<std::string, const Pipeline*>> by_pattern_;
 };
 
 }  // namespace ferry::pipeline

@@ -498,8 +498,9 @@ struct Server::Impl {
     Value data = Value::array();
     for (const auto& p : runtime.pipelines())
       for (const auto& m : p->models)
-        data.push_back(
-            {{"id", m}, {"object", "model"}, {"created", started_unix}, {"owned_by", "ferry:" + p->name}});
+        if (m.find_first_of("*?[") == std::string::npos)  // a pattern is not a model name
+          data.push_back(
+              {{"id", m}, {"object", "model"}, {"created", started_unix}, {"owned_by", "ferry:" + p->name}});
     return Value{{"object", "list"}, {"data", std::move(data)}}.dump();
   }
 

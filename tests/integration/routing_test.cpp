@@ -157,3 +157,58 @@ TEST(Routing, AbKeepsEachUserOnOneVariant) {
 
 }  // namespace
 }  // namespace ferry::test
+
+namespace ferry::test {
+namespace {
+
+TEST(ModelRouting, GlobPatternsServeModelFamiliesAndExactNamesWin) {
+  auto f = Ferryd::start(R"(
+[providers.family]
+plugin = "mock"
+reply_prefix = "family:"
+
+[providers.special]
+plugin = "mock"
+reply_prefix = "special:"
+
+[pipelines.claude]
+models = ["claude-*", "anthropic/claude-?"]
+providers = ["family"]
+
+[pipelines.exact]
+models = ["claude-special"]
+providers = ["special"]
+)");
+  auto content = [&](const std::string& model) {
+    auto r = http_post(f->address(), "/v1/chat/completions", chat_body(model, "x"));
+    return r.status == 200 ? r.json()["choices"][0]["message"]["content"].get<std::string>()
+                           : "status " + std::to_string(r.status);
+  };
+  EXPECT_EQ(content("claude-3-5-haiku"), "family: x");
+  EXPECT_EQ(content("anthropic/claude-3"), "family: x");
+  EXPECT_EQ(content("claude-special"), "special: x");
+  EXPECT_EQ(content("gpt-4o"), "status 404");
+  // Patterns are not model names: /v1/models lists the exact ones.
+  auto models = http_get(f->address(), "/v1/models").json()["data"];
+  ASSERT_EQ(models.size(), 1u);
+  EXPECT_EQ(models[0]["id"], "claude-special");
+}
+
+TEST(ModelRouting, AnAliasMapsToEachProvidersOwnModelName) {
+  MockUpstream a, b;
+  a.set_faults(R"({"status":503})");
+  auto f = Ferryd::start(openai_provider("a", a, "models = { fast = \"mock-small\" }") +
+                         openai_provider("b", b, "models = { fast = \"mock-large\" }") +
+                         "[pipelines.default]\nmodels = [\"fast\", \"other\"]\nproviders = [\"a\", \"b\"]\n");
+  auto r = http_post(f->address(), "/v1/chat/completions", chat_body("fast", "x"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(a.stats()["last_request"]["body"]["model"], "mock-small");
+  EXPECT_EQ(b.stats()["last_request"]["body"]["model"], "mock-large");
+  EXPECT_EQ(r.json()["model"], "mock-large");  // the upstream's own answer
+  // A model a provider does not map goes out under the client's name.
+  ASSERT_EQ(http_post(f->address(), "/v1/chat/completions", chat_body("other", "x")).status, 200);
+  EXPECT_EQ(b.stats()["last_request"]["body"]["model"], "other");
+}
+
+}  // namespace
+}  // namespace ferry::test
