@@ -243,6 +243,7 @@ class Call {
   bool include_usage_ = false;  // what the client asked for
   bool has_chunk_hooks_ = false;
   std::string requested_model_;         // the request's model once middleware ran
+  std::string last_failed_provider_;    // the provider of the last failed attempt, for provider_switched
   bool provider_broke_stream_ = false;  // the current attempt failed after its first byte
   // Until the first byte (the whole answer when not streaming): the sooner of
   // the pipeline's deadline_ms and the client's x-ferry-deadline-ms.
@@ -277,9 +278,14 @@ class Call {
     return v->get<int64_t>();
   }
   void breaker_changed(const Provider& p, resilience::Breaker::State state) {
-    const char* event = state == resilience::Breaker::State::kOpen ? "breaker_opened" : "breaker_closed";
-    log::get().warn("event={} provider={} model={} request_id={}", event, p.name, ctx_.model,
-                    ctx_.request_id);
+    rt_.emit(
+        {state == resilience::Breaker::State::kOpen ? FERRY_EVENT_BREAKER_OPENED : FERRY_EVENT_BREAKER_CLOSED,
+         p.name,
+         {},
+         ctx_.model,
+         ctx_.pipeline,
+         ctx_.request_id,
+         resilience::Breaker::name(state)});
     metrics::Registry::global().add(std::string("ferry_breaker_transitions_total{provider=\"") + p.name +
                                         "\",to=\"" + resilience::Breaker::name(state) + "\"}",
                                     1);
@@ -412,6 +418,9 @@ asio::awaitable<Outcome> Call::run() {
                                    resilience::ErrorClass::kServerError});
         break;
       }
+      if (retry == 0 && !last_failed_provider_.empty())
+        rt_.emit({FERRY_EVENT_PROVIDER_SWITCHED, last_failed_provider_, p->name, ctx_.model, ctx_.pipeline,
+                  ctx_.request_id, last_failure_.message});
       ctx_.provider = p->name;
       if (retry == 0) o_.tried += (o_.tried.empty() ? "" : ",") + p->name;
       ++o_.attempts;
@@ -443,6 +452,9 @@ asio::awaitable<Outcome> Call::run() {
       }
       Failure f = last_failure_;
       failures.push_back(f);
+      last_failed_provider_ = p->name;
+      rt_.emit(
+          {FERRY_EVENT_PROVIDER_FAILED, p->name, {}, ctx_.model, ctx_.pipeline, ctx_.request_id, f.message});
       if (deadline_cut_ && f.cls == resilience::ErrorClass::kTimeout) {
         deadline_hit = true;  // it was the request's time that ran out, not the provider's
         break;

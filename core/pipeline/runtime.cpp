@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "core/json/doc.h"
+#include "core/log/log.h"
 #include "core/plugin/host_api.h"
 
 namespace ferry::pipeline {
@@ -182,6 +183,48 @@ std::unique_ptr<Runtime> Runtime::build(std::shared_ptr<const config::Config> cf
 
   if (errors.size() != before) return nullptr;
   return rt;
+}
+
+const char* Runtime::event_name(ferry_event_type type) {
+  switch (type) {
+    case FERRY_EVENT_PROVIDER_FAILED: return "provider_failed";
+    case FERRY_EVENT_PROVIDER_SWITCHED: return "provider_switched";
+    case FERRY_EVENT_BREAKER_OPENED: return "breaker_opened";
+    case FERRY_EVENT_BREAKER_CLOSED: return "breaker_closed";
+    case FERRY_EVENT_HEALTH_CHANGED: return "health_changed";
+    default: return "unknown";
+  }
+}
+
+void Runtime::emit(const Event& e) const {
+  std::string_view name = event_name(e.type);
+  std::string line = "event=" + std::string(name) + " provider=" + std::string(e.provider);
+  auto add = [&](const char* key, std::string_view value) {
+    if (!value.empty()) line.append(" ").append(key).append("=").append(value);
+  };
+  add("to", e.to_provider);
+  add("model", e.model);
+  add("pipeline", e.pipeline);
+  add("request_id", e.request_id);
+  if (!e.detail.empty()) line.append(" detail=").append(json::Value(e.detail).dump());
+  bool quiet = e.type == FERRY_EVENT_PROVIDER_FAILED || e.type == FERRY_EVENT_PROVIDER_SWITCHED;
+  log::get().log(quiet ? spdlog::level::info : spdlog::level::warn, "{}", line);
+
+  auto fv = [](std::string_view s) { return ferry_view{s.data(), s.size()}; };
+  ferry_event ev{sizeof(ferry_event),
+                 e.type,
+                 fv(name),
+                 fv(e.provider),
+                 fv(e.to_provider),
+                 fv(e.model),
+                 fv(e.pipeline),
+                 fv(e.request_id),
+                 fv(e.detail),
+                 static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                           std::chrono::system_clock::now().time_since_epoch())
+                                           .count())};
+  for (const auto& m : middleware_)
+    if (m->plugin->vt().on_event) m->plugin->vt().on_event(m->plugin->instance(), &ev);
 }
 
 const Pipeline* Runtime::pipeline_for_model(std::string_view model) const {

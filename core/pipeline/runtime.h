@@ -127,6 +127,19 @@ class Runtime {
   const std::vector<std::unique_ptr<Provider>>& providers() const { return providers_; }
   const config::Config& config() const { return *config_; }
 
+  // An event: logged, and given to every middleware with on_event (ABI 1.1).
+  struct Event {
+    ferry_event_type type;
+    std::string_view provider;
+    std::string_view to_provider = {};
+    std::string_view model = {};
+    std::string_view pipeline = {};
+    std::string_view request_id = {};
+    std::string_view detail = {};
+  };
+  void emit(const Event& event) const;
+  static const char* event_name(ferry_event_type type);
+
  private:
   explicit Runtime(std::vector<std::string> dirs) : registry_(std::move(dirs)) {}
 

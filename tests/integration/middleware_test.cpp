@@ -102,6 +102,22 @@ middleware = ["defaults"]
   EXPECT_EQ(s.header("x-served-by"), "ferry");
 }
 
+TEST(Middleware, EventsReachMiddlewareThatListens) {
+  MockUpstream a, b;
+  a.set_faults(R"({"status":503})");
+  auto config =
+      "plugin_dirs = [\"" + test_plugin_dir() + "\"]\n\n" +
+      openai_provider("a", a, "[providers.a.breaker]\nfailures = 1\n") + openai_provider("b", b) +
+      "[middleware.watch]\nplugin = \"trace\"\nname = \"watch\"\n\n"
+      "[pipelines.default]\nmodels = [\"m\"]\nproviders = [\"a\", \"b\"]\nmiddleware = [\"watch\"]\n";
+  auto f = Ferryd::start(config);
+  ASSERT_EQ(http_post(f->address(), "/v1/chat/completions", chat_body("m", "x")).status, 200);
+  EXPECT_TRUE(f->log_line("trace watch saw provider_failed provider=a to= model=m")) << f->output();
+  EXPECT_TRUE(f->log_line("trace watch saw breaker_opened provider=a to= model=m")) << f->output();
+  EXPECT_TRUE(f->log_line("trace watch saw provider_switched provider=a to=b model=m")) << f->output();
+  EXPECT_TRUE(f->log_line("event=provider_switched provider=a to=b model=m pipeline=default")) << f->output();
+}
+
 TEST(Middleware, LoggingWritesOneJsonLinePerRequest) {
   MockUpstream a, b;
   a.set_faults(R"({"status":503})");

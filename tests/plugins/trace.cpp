@@ -2,7 +2,8 @@
 // can prove which hooks ran and in what order:
 //   on_request appends `name` to the request's "x_trace" array (the upstream sees it),
 //   on_response / on_chunk append `name` to the answer's or chunk's "x_trace",
-//   on_complete logs "trace NAME complete status=S stream=B".
+//   on_complete logs "trace NAME complete status=S stream=B",
+//   on_event logs "trace NAME saw EVENT provider=P to=Q model=M".
 // Options: respond_status (short-circuit with that status), pause_ms (return
 // PAUSE from on_request and resume from a timer).
 #include <string>
@@ -48,6 +49,13 @@ class Trace final : public ferry::sdk::Middleware {
   Status on_chunk(Context&, Json& chunk) override {
     mark(chunk, name_);
     return Status::kContinue;
+  }
+  void on_event(const ferry_event& e) override {
+    ferry::sdk::log(ferry::sdk::LogLevel::kInfo, "trace " + name_ + " saw " +
+                                                     std::string(ferry::sdk::sv(e.name)) +
+                                                     " provider=" + std::string(ferry::sdk::sv(e.provider)) +
+                                                     " to=" + std::string(ferry::sdk::sv(e.to_provider)) +
+                                                     " model=" + std::string(ferry::sdk::sv(e.model)));
   }
   void on_complete(Context& ctx, const ferry_request_summary& s) override {
     ctx.log(ferry::sdk::LogLevel::kInfo, "trace " + name_ + " complete status=" + std::to_string(s.status) +

@@ -225,6 +225,30 @@ typedef struct ferry_request_summary {
   int64_t completion_tokens;
 } ferry_request_summary;
 
+/* Something that happened in the gateway (ABI 1.1), given to middleware
+ * on_event: a plugin can forward events anywhere. */
+typedef int32_t ferry_event_type;
+#define FERRY_EVENT_PROVIDER_FAILED 1   /* an attempt failed (detail: the error) */
+#define FERRY_EVENT_PROVIDER_SWITCHED 2 /* a request failed over from provider to to_provider */
+#define FERRY_EVENT_BREAKER_OPENED 3    /* provider's circuit for model opened */
+#define FERRY_EVENT_BREAKER_CLOSED 4    /* ... and closed again */
+#define FERRY_EVENT_HEALTH_CHANGED 5    /* an active health check changed state (detail: "healthy"/"unhealthy: why") */
+
+/* OWNERSHIP: host; valid until on_event returns. Empty views for what does
+ * not apply (request_id for breaker and health events, to_provider ...). */
+typedef struct ferry_event {
+  size_t struct_size;
+  ferry_event_type type;
+  ferry_view name; /* "provider_failed", "provider_switched", ... */
+  ferry_view provider;
+  ferry_view to_provider;
+  ferry_view model;
+  ferry_view pipeline;
+  ferry_view request_id;
+  ferry_view detail;
+  uint64_t time_ns; /* FERRY_CLOCK_REALTIME */
+} ferry_event;
+
 typedef void (*ferry_task_fn)(ferry_task* task, int32_t cancelled);
 
 /* ------------------------------------------------------------------------ */
@@ -396,6 +420,10 @@ typedef struct ferry_middleware_vtable {
   ferry_status (*on_chunk)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx, ferry_json* chunk);
   void (*on_complete)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx,
                       const ferry_request_summary* summary);
+  /* --- ABI 1.1 --- */
+  /* A gateway event. May run on any worker thread (or the health checker's),
+   * at the same time as other calls: keep it thread-safe and quick. */
+  void (*on_event)(ferry_instance* instance, const ferry_event* event);
 } ferry_middleware_vtable;
 
 /* ------------------------------------------------------------------------ */

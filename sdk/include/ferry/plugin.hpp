@@ -646,6 +646,8 @@ class Filter {
 class Middleware : public Filter {
  public:
   virtual std::unique_ptr<Filter> new_filter(Context&) { return nullptr; }
+  // A gateway event (failover, breaker, health; ABI 1.1). Any thread, concurrently.
+  virtual void on_event(const ferry_event&) {}
 };
 
 namespace detail {
@@ -832,6 +834,12 @@ struct MiddlewareGlue {
       return target(i, f).on_chunk(ctx, j);
     });
   }
+  static void on_event(ferry_instance* i, const ferry_event* e) noexcept {
+    guarded("on_event", [&] {
+      self<Middleware>(i)->on_event(*e);
+      return kOk;
+    });
+  }
   static void on_complete(ferry_instance* i, ferry_filter* f, ferry_ctx* c,
                           const ferry_request_summary* s) noexcept {
     guarded("on_complete", [&] {
@@ -862,6 +870,8 @@ const ferry_middleware_vtable* middleware_vtable() {
       v.on_chunk = &MiddlewareGlue::on_chunk;
     if (has_filter || !std::is_same_v<decltype(&T::on_complete), decltype(&Filter::on_complete)>)
       v.on_complete = &MiddlewareGlue::on_complete;
+    if (!std::is_same_v<decltype(&T::on_event), decltype(&Middleware::on_event)>)
+      v.on_event = &MiddlewareGlue::on_event;
     if (!has_filter) {
       v.filter_new = nullptr;
       v.filter_free = nullptr;
