@@ -350,6 +350,18 @@ LoadResult load_string(std::string_view text, const std::string& path) {
             p.model_map.emplace(std::string(k.str()), v.as_string()->get());
         }
       }
+      if (auto ht = r.table("health_check")) {
+        TableReader hr(*ht, title + " health_check", path, errors);
+        auto& h = p.health_check;
+        h.enabled = true;
+        p.health_check_pos = pos_of(ht->source(), path);
+        hr.boolean("enabled", h.enabled);
+        hr.integer("interval_ms", h.interval_ms, 10, 3'600'000);
+        hr.integer("timeout_ms", h.timeout_ms, 10, 600'000);
+        hr.integer("unhealthy_after", h.unhealthy_after, 1, 1000);
+        hr.integer("healthy_after", h.healthy_after, 1, 1000);
+        hr.finish();
+      }
       if (auto bt = r.table("breaker")) {
         TableReader br(*bt, title + " breaker", path, errors);
         auto& b = p.breaker;

@@ -68,6 +68,17 @@ struct LogConfig {
   bool access_log = true;
 };
 
+// Active health checks: a cheap probe (the adapter's build_probe) every
+// interval; after unhealthy_after failures in a row the provider is left out
+// of routing until healthy_after successes in a row.
+struct HealthCheckConfig {
+  bool enabled = false;
+  uint32_t interval_ms = 10'000;
+  uint32_t timeout_ms = 2'000;
+  uint32_t unhealthy_after = 2;
+  uint32_t healthy_after = 1;
+};
+
 struct ProviderConfig {
   PluginBlock block;
   uint32_t connect_timeout_ms = 5'000;
@@ -77,6 +88,8 @@ struct ProviderConfig {
   json::Value attributes = json::Value::object();  // for routers: tier, price, capabilities, ...
   std::map<std::string, std::string, std::less<>> model_map;  // client model -> upstream model
   resilience::BreakerConfig breaker;
+  HealthCheckConfig health_check;
+  SourcePos health_check_pos;
 };
 
 struct PipelineConfig {

@@ -590,7 +590,7 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
   std::string open;
   std::string drained;
   for (const Provider* p : pipeline_->providers) {
-    if (p->drained.load(std::memory_order_relaxed))
+    if (!p->available())
       drained += (drained.empty() ? "" : ", ") + p->name;
     else if (p->breakers->for_model(ctx_.model).available(now))
       candidates.push_back(p);
@@ -603,9 +603,9 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
       if (p->name != *pinned) continue;
       if (std::find(candidates.begin(), candidates.end(), p) != candidates.end())
         co_return std::vector<const Provider*>{p};
-      if (p->drained.load(std::memory_order_relaxed))
-        co_await reply_error(503, "provider '" + p->name + "' is drained", "upstream_error",
-                             "provider_drained");
+      if (!p->available())
+        co_await reply_error(503, "provider '" + p->name + "' is drained or failing its health checks",
+                             "upstream_error", "provider_drained");
       else
         co_await reply_circuit_open(p->name);
       co_return std::nullopt;
@@ -620,9 +620,10 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
   }
   if (candidates.empty()) {
     if (open.empty()) {
-      co_await reply_error(
-          503, "every provider of pipeline '" + pipeline_->name + "' is drained (" + drained + ")",
-          "upstream_error", "providers_drained");
+      co_await reply_error(503,
+                           "every provider of pipeline '" + pipeline_->name +
+                               "' is drained or failing its health checks (" + drained + ")",
+                           "upstream_error", "providers_drained");
     } else {
       co_await reply_circuit_open(open);
     }

@@ -120,6 +120,12 @@ std::unique_ptr<Runtime> Runtime::build(std::shared_ptr<const config::Config> cf
     p->attributes.freeze();
     p->plugin =
         create_instance(rt->registry_, FERRY_KIND_PROVIDER, pc.block, &ferry_plugin_info::provider, errors);
+    p->health_check = pc.health_check;
+    if (p->plugin && p->health_check.enabled && !p->plugin->vt().build_probe)
+      errors.push_back(
+          {pc.health_check_pos, "health_check in " + pc.block.title + ": provider plugin '" +
+                                    p->plugin->library().name() +
+                                    "' has no health probe (build_probe), so it cannot be checked"});
     if (p->plugin) rt->providers_.push_back(std::move(p));
   }
 

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -90,6 +91,16 @@ struct Provider {
   std::unique_ptr<Breakers> breakers;
   // Taken out of rotation by an operator (admin API): no new requests.
   mutable std::atomic<bool> drained{false};
+  // Active health checks (off unless configured): failing probes take the
+  // provider out of routing like an open circuit.
+  config::HealthCheckConfig health_check;
+  mutable std::atomic<bool> probe_failing{false};
+  mutable std::atomic<uint64_t> probes{0};  // probes completed
+  mutable std::mutex probe_mu;
+  mutable std::string probe_error;  // guarded by probe_mu
+  bool available() const {
+    return !drained.load(std::memory_order_relaxed) && !probe_failing.load(std::memory_order_relaxed);
+  }
   std::unique_ptr<Instance<ferry_provider_vtable>> plugin;
   mutable ProviderStats stats;
   bool serves() const { return plugin->vt().serve != nullptr; }

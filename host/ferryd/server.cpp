@@ -24,6 +24,7 @@
 #include "core/log/log.h"
 #include "core/metrics/metrics.h"
 #include "core/pipeline/engine.h"
+#include "core/plugin/host_api.h"
 
 namespace ferry::host {
 namespace {
@@ -161,7 +162,8 @@ struct Server::Impl {
   const pipeline::Runtime& runtime;
   ServerOptions options;
   std::vector<std::unique_ptr<Worker>> workers;
-  std::unique_ptr<Worker> admin;  // its own thread: operators get answers while workers are busy
+  std::unique_ptr<Worker> admin;    // its own thread: operators get answers while workers are busy
+  std::unique_ptr<Worker> checker;  // active health checks, on their own thread too
   std::string admin_address;
   std::atomic<bool> draining{false};
   std::string address;
@@ -340,6 +342,65 @@ struct Server::Impl {
     co_await bhttp::async_write(conn.stream, res, kNoThrow);
   }
 
+  // ---------------------------------------------------------------- health checks
+
+  // Probes one provider every interval; enough failures in a row take it out
+  // of routing (Provider::available()), enough successes put it back.
+  asio::awaitable<void> health_loop(Worker& w, const pipeline::Provider& p) {
+    const auto& hc = p.health_check;
+    uint32_t failures = 0;
+    uint32_t successes = 0;
+    asio::steady_timer timer(w.io);
+    while (!draining.load()) {
+      std::string error = co_await probe(w, p);
+      {
+        std::lock_guard lock(p.probe_mu);
+        p.probe_error = error;
+      }
+      p.probes.fetch_add(1);
+      if (!error.empty()) {
+        successes = 0;
+        if (++failures >= hc.unhealthy_after && !p.probe_failing.exchange(true))
+          runtime.emit({FERRY_EVENT_HEALTH_CHANGED, p.name, {}, {}, {}, {}, "unhealthy: " + error});
+      } else {
+        failures = 0;
+        if (++successes >= hc.healthy_after && p.probe_failing.exchange(false))
+          runtime.emit({FERRY_EVENT_HEALTH_CHANGED, p.name, {}, {}, {}, {}, "healthy"});
+      }
+      timer.expires_after(std::chrono::milliseconds(hc.interval_ms));
+      co_await timer.async_wait(kNoThrow);
+    }
+  }
+
+  // One probe: empty if the provider answered 2xx in time, else what went wrong.
+  asio::awaitable<std::string> probe(Worker& w, const pipeline::Provider& p) {
+    plugin::UpstreamBuild build;
+    build.request.method = "GET";
+    ferry_status st = p.plugin->vt().build_probe(p.plugin->instance(), plugin::handle(&build));
+    if (st != FERRY_OK || build.request.url.empty())
+      co_return "its adapter could not build a probe (status " + std::to_string(st) + ")";
+    http::UpstreamOptions limits = p.upstream;
+    limits.read = std::chrono::milliseconds(p.health_check.timeout_ms);
+    limits.connect = std::min(limits.connect, limits.read);
+    auto sent = co_await w.upstream->send(build.request, limits);
+    if (sent.error) co_return sent.error.message;
+    std::string body;
+    auto err = co_await sent.exchange->read_all(body, 1024 * 1024);
+    if (err) co_return err.message;
+    int status = sent.exchange->status();
+    if (status < 200 || status > 299) co_return "probe answered HTTP " + std::to_string(status);
+    co_return std::string();
+  }
+
+  static Value health_check_json(const pipeline::Provider& p) {
+    if (!p.health_check.enabled) return "off";
+    std::lock_guard lock(p.probe_mu);
+    const char* state = p.probes.load() == 0 ? "pending" : p.probe_failing.load() ? "unhealthy" : "healthy";
+    Value v = {{"state", state}, {"probes", p.probes.load()}};
+    if (!p.probe_error.empty()) v["last_error"] = p.probe_error;
+    return v;
+  }
+
   // ---------------------------------------------------------------- admin
 
   asio::awaitable<void> admin_accept(Worker& w) {
@@ -448,6 +509,7 @@ struct Server::Impl {
                      {"latency_p50_ms", s.latency.quantile(0.5) / 1000.0},
                      {"latency_p95_ms", s.latency.quantile(0.95) / 1000.0},
                      {"ttfb_ewma_ms", s.ttfb_ewma_us.load() / 1000.0},
+                     {"health_check", health_check_json(*p)},
                      {"breakers", breakers(*p)}});
     }
     return Value{{"providers", std::move(out)}}.dump();
@@ -506,6 +568,7 @@ struct Server::Impl {
 
   // Healthy: no model of the provider has an open circuit.
   static bool healthy(const pipeline::Provider& p) {
+    if (p.probe_failing.load()) return false;
     for (const auto& [model, b] : p.breakers->all())
       if (b->state() != resilience::Breaker::State::kClosed) return false;
     return true;
@@ -577,9 +640,10 @@ Server::~Server() {
     w->io.stop();
     if (w->thread.joinable()) w->thread.join();
   }
-  if (impl_->admin) {
-    impl_->admin->io.stop();
-    if (impl_->admin->thread.joinable()) impl_->admin->thread.join();
+  for (auto* extra : {impl_->admin.get(), impl_->checker.get()}) {
+    if (!extra) continue;
+    extra->io.stop();
+    if (extra->thread.joinable()) extra->thread.join();
   }
 }
 
@@ -655,6 +719,25 @@ bool Server::start(std::string* error) {
     im.admin_address = ahost + ":" + std::to_string(w->acceptor->local_endpoint().port());
     im.admin = std::move(w);
   }
+  bool any_checks = false;
+  for (const auto& p : im.runtime.providers()) any_checks = any_checks || p->health_check.enabled;
+  if (any_checks) {
+    im.checker = std::make_unique<Worker>();
+    im.checker->upstream = http::UpstreamClient::create(im.checker->io.get_executor());
+    for (const auto& p : im.runtime.providers())
+      if (p->health_check.enabled)
+        asio::co_spawn(im.checker->io, im.health_loop(*im.checker, *p), asio::detached);
+    im.checker->thread = std::thread([wp = im.checker.get()] {
+      for (;;) {
+        try {
+          wp->io.run();
+          return;
+        } catch (const std::exception& e) {
+          log::get().error("health checks: unhandled exception: {}", e.what());
+        }
+      }
+    });
+  }
   if (im.admin) {
     asio::co_spawn(im.admin->io, im.admin_accept(*im.admin), asio::detached);
     im.admin->thread = std::thread([wp = im.admin.get()] {
@@ -716,9 +799,10 @@ size_t Server::drain() {
   for (auto& w : im.workers) w->io.stop();
   for (auto& w : im.workers)
     if (w->thread.joinable()) w->thread.join();
-  if (im.admin) {
-    im.admin->io.stop();
-    if (im.admin->thread.joinable()) im.admin->thread.join();
+  for (auto* extra : {im.admin.get(), im.checker.get()}) {
+    if (!extra) continue;
+    extra->io.stop();
+    if (extra->thread.joinable()) extra->thread.join();
   }
   return active;
 }

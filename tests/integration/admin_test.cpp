@@ -20,6 +20,12 @@ TEST(Admin, ListsProvidersWithHealthBreakersLatencyAndLoad) {
   auto f = Ferryd::start(two(a, b));
   ASSERT_FALSE(f->admin_address().empty());
   for (int i = 0; i < 5; ++i) http_post(f->address(), "/v1/chat/completions", chat_body("m", "x"));
+  // The counters are updated just after each response has gone out.
+  EXPECT_TRUE(eventually([&] {
+    auto list = http_get(f->admin_address(), "/admin/providers").json();
+    auto* p = provider(list, "a");
+    return p && (*p)["attempts"] == 5 && (*p)["in_flight"] == 0;
+  }));
   auto r = http_get(f->admin_address(), "/admin/providers");
   ASSERT_EQ(r.status, 200) << r.body;
   auto list = r.json();

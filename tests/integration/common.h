@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <functional>
 #include <string>
+#include <thread>
 
 #include "tests/support/fixtures.h"
 #include "tests/support/http.h"
@@ -20,6 +23,18 @@ inline std::string mock_pipeline(const std::string& mock_options = "",
 inline std::string openai_provider(const std::string& name, const MockUpstream& up,
                                    const std::string& extra = "") {
   return "[providers." + name + "]\nplugin = \"openai\"\nbase_url = \"" + up.url() + "/v1\"\n" + extra + "\n";
+}
+
+// Polls `condition` until it holds or `within` passes. For state that ferryd
+// updates just after the response went out (counters, health).
+inline bool eventually(const std::function<bool()>& condition,
+                       std::chrono::milliseconds within = std::chrono::seconds(5)) {
+  auto deadline = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return condition();
 }
 
 // The answer of a /health request (fails the test if ferryd is not up).

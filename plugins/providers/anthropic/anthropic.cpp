@@ -50,6 +50,7 @@ MappedError map_error(std::string_view type, int http_status) {
 
 struct Settings {
   std::string url;
+  std::string models_url;
   std::string api_key;
   std::string version;
   std::string model;
@@ -399,6 +400,7 @@ class Anthropic final : public ferry::sdk::Provider {
       c.error("/base_url", "must start with http:// or https://");
     while (!base.empty() && base.back() == '/') base.pop_back();
     s_.url = base + "/v1/messages";
+    s_.models_url = base + "/v1/models";
     std::string env = c.string("/api_key_env", "ANTHROPIC_API_KEY");
     if (!env.empty()) {
       auto key = ferry::sdk::secret(env);
@@ -418,6 +420,12 @@ class Anthropic final : public ferry::sdk::Provider {
     if (!s_.api_key.empty()) up.secret_header("x-api-key", s_.api_key);
     up.streaming(ctx.streaming());
     up.body(build_body(ctx, req, s_));
+    return Status::kContinue;
+  }
+
+  Status build_probe(Upstream& up) override {
+    up.method("GET").url(s_.models_url).header("anthropic-version", s_.version);
+    if (!s_.api_key.empty()) up.secret_header("x-api-key", s_.api_key);
     return Status::kContinue;
   }
 

@@ -49,6 +49,7 @@ class OpenAI final : public ferry::sdk::Provider {
       c.error("/base_url", "must start with http:// or https://");
     while (!base.empty() && base.back() == '/') base.pop_back();
     url_ = base + "/chat/completions";
+    models_url_ = base + "/models";
     if (auto env = c.string("/api_key_env"); !env.empty()) {
       auto key = ferry::sdk::secret(env);
       if (!key || key->empty())
@@ -79,6 +80,13 @@ class OpenAI final : public ferry::sdk::Provider {
     return Status::kContinue;
   }
 
+  Status build_probe(Upstream& up) override {
+    up.method("GET").url(models_url_);
+    if (!authorization_.empty()) up.secret_header("authorization", authorization_);
+    for (const auto& [name, value] : headers_) up.header(name, value);
+    return Status::kContinue;
+  }
+
   Status parse_response(Context&, const HttpResponse& r, Sink& sink) override {
     if (r.status >= 200 && r.status < 300) {
       if (r.json.type() != FERRY_JSON_OBJECT)
@@ -101,6 +109,7 @@ class OpenAI final : public ferry::sdk::Provider {
 
  private:
   std::string url_;
+  std::string models_url_;  // GET: the health probe
   std::string authorization_;
   std::string model_;
   std::vector<std::pair<std::string, std::string>> headers_;

@@ -379,6 +379,10 @@ typedef struct ferry_provider_vtable {
    * or sink_error exactly once (after any sink_chunk calls). */
   ferry_status (*serve)(ferry_instance* instance, ferry_ctx* ctx, const ferry_json* request,
                         ferry_sink* sink);
+  /* --- ABI 1.1 --- */
+  /* A cheap request for active health checks (e.g. GET /models); any 2xx
+   * answer counts as healthy. Called on the health checker's thread. */
+  ferry_status (*build_probe)(ferry_instance* instance, ferry_upstream* out);
 } ferry_provider_vtable;
 
 /* A routing strategy: orders the candidates; the order is the fallback chain.

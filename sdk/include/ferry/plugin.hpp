@@ -597,6 +597,8 @@ class Provider {
   virtual Status parse_response(Context&, const HttpResponse&, Sink&) { return Status::kUnsupported; }
   virtual std::unique_ptr<StreamParser> open_stream(Context&) { return nullptr; }
   virtual Status serve(Context&, const Json& /*request*/, Sink&) { return Status::kUnsupported; }
+  // A cheap request for active health checks (ABI 1.1); 2xx means healthy.
+  virtual Status build_probe(Upstream&) { return Status::kUnsupported; }
 };
 
 // Candidates handed to a router and the order it writes.
@@ -736,6 +738,12 @@ struct ProviderGlue {
   static void stream_close(ferry_instance*, ferry_stream* st) noexcept {
     delete reinterpret_cast<StreamParser*>(st);
   }
+  static ferry_status build_probe(ferry_instance* i, ferry_upstream* up) noexcept {
+    return guarded("build_probe", [&] {
+      Upstream u(up);
+      return self<Provider>(i)->build_probe(u);
+    });
+  }
   static ferry_status serve(ferry_instance* i, ferry_ctx* c, const ferry_json* req, ferry_sink* s) noexcept {
     return guarded("serve", [&] {
       Context ctx(c);
@@ -765,6 +773,8 @@ const ferry_provider_vtable* provider_vtable() {
     }
     if constexpr (!std::is_same_v<decltype(&T::serve), decltype(&Provider::serve)>)
       v.serve = &ProviderGlue::serve;
+    if constexpr (!std::is_same_v<decltype(&T::build_probe), decltype(&Provider::build_probe)>)
+      v.build_probe = &ProviderGlue::build_probe;
     return v;
   }();
   return &vt;
