@@ -653,6 +653,16 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
                                       ptrs.data(), n, order.data(), &len);
   ctx_.request.clear_scratch();
   Doc::clear_thread_scratch();
+  if (st == FERRY_RESPOND && ctx_.respond_status) {
+    // The router answers itself (ABI 1.1), e.g. no provider can serve this.
+    o_.status = ctx_.respond_status;
+    ctx_.response_started = true;
+    o_.ttfb = since_start();
+    if (ctx_.respond_status >= 400) o_.error = "answered by router '" + pipeline_->router_name + "'";
+    bool sent = co_await out_.send_json(ctx_.respond_status, ctx_.respond_body, ctx_.response_headers);
+    if (!sent) o_.status = 499;
+    co_return std::nullopt;
+  }
   std::vector<const Provider*> chosen;
   std::vector<bool> seen(n);
   bool valid = st == FERRY_OK && len <= n;

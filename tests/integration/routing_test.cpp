@@ -212,3 +212,124 @@ TEST(ModelRouting, AnAliasMapsToEachProvidersOwnModelName) {
 
 }  // namespace
 }  // namespace ferry::test
+
+namespace ferry::test {
+namespace {
+
+std::string who_answered(Ferryd& f, const std::string& body, const HeaderList& headers = {}) {
+  auto r = http_post(f.address(), "/v1/chat/completions", body, headers);
+  if (r.status != 200) return "status " + std::to_string(r.status);
+  std::string content = r.json()["choices"][0]["message"]["content"];
+  return content.substr(0, content.find(':'));
+}
+
+TEST(CostRouting, PicksTheCheapestProviderOfTheRequestedTier) {
+  auto f = Ferryd::start(R"(
+[providers.premium]
+plugin = "mock"
+reply_prefix = "premium:"
+attributes = { tier = "premium", price = { input = 2.5, output = 10.0 } }
+
+[providers.mid]
+plugin = "mock"
+reply_prefix = "mid:"
+attributes = { tier = "standard", price = { input = 0.5, output = 1.5 } }
+
+[providers.cheap]
+plugin = "mock"
+reply_prefix = "cheap:"
+attributes = { tier = "standard" }
+
+[pipelines.default]
+models = ["m"]
+providers = ["premium", "mid", "cheap"]
+router = { plugin = "cost", tier = "standard", prices = { cheap = { input = 0.05, output = 0.08 } } }
+)");
+  EXPECT_EQ(who_answered(*f, chat_body("m", "x")), "cheap");
+  EXPECT_EQ(who_answered(*f, chat_body("m", "x"), {{"x-ferry-tier", "premium"}}), "premium");
+  EXPECT_EQ(who_answered(*f, chat_body("m", "x"), {{"x-ferry-tier", "gold"}}), "status 503");
+}
+
+TEST(CostRouting, TheFallbackChainIsOrderedByCost) {
+  auto f = Ferryd::start(R"(
+[providers.pricey]
+plugin = "mock"
+reply_prefix = "pricey:"
+attributes = { price = { input = 3, output = 15 } }
+
+[providers.mid]
+plugin = "mock"
+reply_prefix = "mid:"
+attributes = { price = { input = 1, output = 2 } }
+
+[providers.cheap]
+plugin = "mock"
+error_status = 503
+attributes = { price = { input = 0.1, output = 0.2 } }
+
+[pipelines.default]
+models = ["m"]
+providers = ["pricey", "mid", "cheap"]
+router = "cost"
+)");
+  EXPECT_EQ(who_answered(*f, chat_body("m", "x")), "mid");
+}
+
+TEST(ComplexityRouting, SendsSimpleRequestsToTheSmallModelAndHardOnesToTheLarge) {
+  auto f = Ferryd::start(R"(
+[providers.small]
+plugin = "mock"
+reply_prefix = "small:"
+
+[providers.large]
+plugin = "mock"
+reply_prefix = "large:"
+
+[pipelines.default]
+models = ["m"]
+providers = ["small", "large"]
+router = { plugin = "complexity", routes = [ { max_score = 2, provider = "small" }, { provider = "large" } ] }
+)");
+  EXPECT_EQ(who_answered(*f, chat_body("m", "hello there")), "small");
+  std::string hard = "Please analyze this code step by step:\n```\ndef f(x):\n    return x ** 2 + 3 * x\n```";
+  EXPECT_EQ(who_answered(*f, chat_body("m", hard)), "large");
+  auto r = http_post(f->address(), "/v1/chat/completions", chat_body("m", hard));
+  EXPECT_FALSE(r.header("x-ferry-complexity").empty());
+}
+
+TEST(CapabilityRouting, SendsRequestsOnlyWhereTheyFit) {
+  auto f = Ferryd::start(R"(
+[providers.small]
+plugin = "mock"
+reply_prefix = "small:"
+attributes = { capabilities = ["json_mode"], context_window = 64 }
+
+[providers.vision]
+plugin = "mock"
+reply_prefix = "vision:"
+attributes = { capabilities = ["vision", "json_mode"], context_window = 100000 }
+
+[pipelines.default]
+models = ["m"]
+providers = ["small", "vision"]
+router = "capability"
+)");
+  // Small first while it fits (max_tokens keeps the estimate small).
+  EXPECT_EQ(who_answered(*f, chat_body("m", "hi", R"("max_tokens":8)")), "small");
+  // An image needs vision.
+  std::string image =
+      R"({"model":"m","max_tokens":8,"messages":[{"role":"user","content":[{"type":"text","text":"what is this"},)"
+      R"({"type":"image_url","image_url":{"url":"https://example.invalid/cat.png"}}]}]})";
+  EXPECT_EQ(who_answered(*f, image), "vision");
+  // Too long for small's 64-token window.
+  EXPECT_EQ(who_answered(*f, chat_body("m", std::string(400, 'x'), R"("max_tokens":8)")), "vision");
+  // Nobody declares tools: a precise 400.
+  auto r = http_post(f->address(), "/v1/chat/completions",
+                     chat_body("m", "x", R"("tools":[{"type":"function","function":{"name":"f"}}])"));
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(r.json()["error"]["code"], "no_capable_provider");
+  EXPECT_NE(error_message(r).find("needs: tools"), std::string::npos) << r.body;
+}
+
+}  // namespace
+}  // namespace ferry::test

@@ -394,7 +394,8 @@ typedef struct ferry_router_vtable {
   ferry_status (*create)(const ferry_json* config, ferry_instance** out);
   void (*destroy)(ferry_instance* instance);
   /* Writes up to count indices into order (capacity count) and their number
-   * into *order_len. Candidates left out are not tried. */
+   * into *order_len. Candidates left out are not tried. Since 1.1 it may
+   * return FERRY_RESPOND after ctx_respond to answer the client itself. */
   ferry_status (*route)(ferry_instance* instance, ferry_ctx* ctx, const ferry_json* request,
                         const ferry_candidate* const* candidates, size_t count, size_t* order,
                         size_t* order_len);

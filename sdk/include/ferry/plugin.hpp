@@ -18,6 +18,7 @@
 #ifndef FERRY_PLUGIN_HPP
 #define FERRY_PLUGIN_HPP
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
@@ -301,6 +302,31 @@ class Json {
  private:
   ferry_json* doc_;
 };
+
+// The text of every message of a chat request, in order, for estimates and
+// scoring: string contents and the text parts of part arrays.
+inline std::string request_text(const Json& request) {
+  std::string out;
+  for (size_t i = 0, n = request.size("/messages"); i < n; ++i) {
+    std::string m = "/messages/" + std::to_string(i) + "/content";
+    if (auto s = request.string(m)) {
+      out.append(*s).push_back('\n');
+      continue;
+    }
+    for (size_t k = 0, parts = request.size(m); k < parts; ++k)
+      if (auto t = request.string(m + "/" + std::to_string(k) + "/text")) out.append(*t).push_back('\n');
+  }
+  return out;
+}
+
+// A rough count of a request's prompt tokens before any tokenizer sees it:
+// about four characters per token for English text, at least one per message.
+// Good enough to compare providers and check context windows; not billing.
+inline int64_t estimate_prompt_tokens(const Json& request) {
+  int64_t chars = static_cast<int64_t>(request_text(request).size());
+  int64_t messages = static_cast<int64_t>(request.size("/messages"));
+  return std::max<int64_t>(messages, (chars + 3) / 4 + 4 * messages);
+}
 
 // Thrown from a plugin constructor to reject its configuration; the host
 // reports it at the TOML position of `pointer`.
