@@ -457,6 +457,7 @@ LoadResult load_string(std::string_view text, const std::string& path) {
         ms("backoff_max_ms", pol.backoff_max, 1, 3'600'000);
         ms("max_retry_after_ms", pol.max_retry_after, 0, 3'600'000);
         ms("deadline_ms", pol.deadline, 0, 3'600'000);
+        rr.integer("stream_hold_chunks", pol.stream_hold_chunks, 0, 10'000);
         rr.finish();
       }
       if (auto et = r.table("on_error")) {

@@ -172,6 +172,8 @@ class Call {
     o_.status = 200;
     o_.ttfb = since_start();
     out_.begin_events(ctx_.response_headers);
+    for (const auto& chunk : held_) out_.queue_event(chunk);
+    held_.clear();
   }
   // Writes what was queued; after this the client has every event so far.
   asio::awaitable<bool> flush() {
@@ -202,6 +204,7 @@ class Call {
   // An attempt went wrong: before the first byte the next provider may take
   // over (kFailed); after it, the stream ends with an error event (kFinished).
   asio::awaitable<Result> fail(Failure f) {
+    held_.clear();  // chunks of a provider that failed before anything was sent
     if (committed_) {
       provider_broke_stream_ = true;
       co_await abort_stream(f.message);
@@ -300,8 +303,9 @@ class Call {
                                                                     attempt_started_);
     p.stats.record_ttfb(static_cast<uint64_t>(us.count()));
   }
-  std::vector<SinkEvent> batch_;  // the provider's events being handled, reused
-  bool committed_ = false;        // response headers are out: no more failover
+  std::vector<SinkEvent> batch_;   // the provider's events being handled, reused
+  std::vector<std::string> held_;  // chunks held back (stream_hold_chunks)
+  bool committed_ = false;         // response headers are out: no more failover
   bool client_gone_ = false;
   bool completed_ = false;
   Failure last_failure_;
@@ -718,6 +722,7 @@ asio::awaitable<Call::Result> Call::attempt(const Provider& p) {
   prepare_upstream_request(p);
   attempt_started_ = std::chrono::steady_clock::now();
   first_byte_seen_ = false;
+  held_.clear();
   Result r;
   if (p.serves())
     r = co_await serve_attempt(p);
@@ -1057,6 +1062,11 @@ asio::awaitable<bool> Call::deliver_chunk(Doc chunk) {
     if (!committed_) start_stream();
     co_await abort_stream(msg);
     co_return false;
+  }
+  if (!committed_ && held_.size() < pipeline_->policy.stream_hold_chunks) {
+    // Not yet: while nothing is sent, a failure can still fail over.
+    held_.emplace_back(chunk.text());
+    co_return true;
   }
   if (!committed_) start_stream();
   out_.queue_event(chunk.text());

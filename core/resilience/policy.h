@@ -51,6 +51,9 @@ struct Policy {
   std::chrono::milliseconds backoff_max{2'000};
   std::chrono::milliseconds max_retry_after{10'000};  // a longer Retry-After means: fail over instead
   std::chrono::milliseconds deadline{0};              // 0: none (x-ferry-deadline-ms may still set one)
+  // Streams: chunks held back before the first byte goes out, so that a
+  // provider failing within them can still be replaced (0: send at once).
+  uint32_t stream_hold_chunks = 0;
 
   Action action(ErrorClass c) const { return actions[static_cast<size_t>(c)]; }
   // Exponential backoff with full jitter for retry number `retry` (0-based),

@@ -4,11 +4,15 @@
 # on the hot path (BENCHMARKS.md, "Instructions per request").
 #
 #   tests/bench/instructions.sh            # non-streaming and streaming, 2000 requests each
+#   KINDS=chat ROUTER='"least-latency"' tests/bench/instructions.sh
+#                                          # the cost of a routing strategy: three providers
+#                                          # (up, up2, up3) in front of the same mock
 #
 # ferryd runs with [server] threads = 1 and access_log = false in front of
 # ferry-mock-upstream --words 20 (22 SSE events per stream). Two runs per kind,
 # with N and with 0 requests, and the difference divided by N removes the cost
-# of start-up and shutdown. Environment: FERRY_BUILD_DIR (default build), REQUESTS.
+# of start-up and shutdown. Environment: FERRY_BUILD_DIR (default build), REQUESTS,
+# KINDS ("chat stream"), ROUTER (a TOML value for the pipeline's router).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -38,10 +42,21 @@ access_log = false
 [providers.up]
 plugin = "openai"
 base_url = "http://127.0.0.1:$mport/v1"
-[pipelines.bench]
-models = ["bench"]
-providers = ["up"]
+attributes = { tier = "standard", price = { input = 1, output = 2 }, capabilities = ["tools"], context_window = 100000 }
 TOML
+if [[ -n ${ROUTER:-} ]]; then
+  for extra in up2 up3; do
+    cat >>"$out/ferry.toml" <<TOML
+[providers.$extra]
+plugin = "openai"
+base_url = "http://127.0.0.1:$mport/v1"
+attributes = { tier = "standard", price = { input = 1, output = 2 }, capabilities = ["tools"], context_window = 100000 }
+TOML
+  done
+  printf '[pipelines.bench]\nmodels = ["bench"]\nproviders = ["up", "up2", "up3"]\nrouter = %s\n' "$ROUTER" >>"$out/ferry.toml"
+else
+  printf '[pipelines.bench]\nmodels = ["bench"]\nproviders = ["up"]\n' >>"$out/ferry.toml"
+fi
 
 # ir KIND COUNT: total instructions of a ferryd that served COUNT requests.
 ir() {
@@ -71,7 +86,7 @@ PY
   grep -m1 '^summary:\|^totals:' "$out/cg.$1.$2" | awk '{print $2}'
 }
 
-for kind in chat stream; do
+for kind in ${KINDS:-chat stream}; do
   base=$(ir "$kind" 0)
   loaded=$(ir "$kind" "$n")
   echo "$kind: $(( (loaded - base) / n )) instructions per request (callgrind, $n requests)"

@@ -166,3 +166,35 @@ TEST(ContextLength, ReturnsTheErrorWhenNoWindowIsKnown) {
 
 }  // namespace
 }  // namespace ferry::test
+
+namespace ferry::test {
+namespace {
+
+TEST(StreamHold, AFailureWithinTheHeldChunksStillFailsOver) {
+  MockUpstream a, b;
+  // a breaks after 3 events: role chunk + 2 words, all still held back.
+  a.set_faults(R"({"reset_after":3})");
+  auto f = Ferryd::start(two(a, b, "[pipelines.default.retry]\nstream_hold_chunks = 5"));
+  auto s = http_post_sse(f->address(), "/v1/chat/completions",
+                         chat_body("m", "one two three four five six", R"("stream":true)"));
+  ASSERT_EQ(s.status, 200) << s.raw;
+  EXPECT_TRUE(s.ends_with_done()) << s.raw;
+  EXPECT_EQ(s.content(), "mock reply: one two three four five six");  // b's whole answer, nothing of a's
+  EXPECT_EQ(b.requests(), 1);
+  for (const auto& c : s.chunks()) EXPECT_FALSE(c.contains("error")) << c.dump();
+}
+
+TEST(StreamHold, WithoutHoldingTheSameFailureEndsTheStream) {
+  MockUpstream a, b;
+  a.set_faults(R"({"reset_after":3})");
+  auto f = Ferryd::start(two(a, b, ""));
+  auto s = http_post_sse(f->address(), "/v1/chat/completions",
+                         chat_body("m", "one two three four five six", R"("stream":true)"));
+  auto chunks = s.chunks();
+  ASSERT_FALSE(chunks.empty());
+  EXPECT_EQ(chunks.back()["error"]["code"], "stream_interrupted");
+  EXPECT_EQ(b.requests(), 0);
+}
+
+}  // namespace
+}  // namespace ferry::test

@@ -6,7 +6,7 @@ namespace ferry::test {
 namespace {
 
 std::string config(const std::string& filter_block) {
-  return "plugin_dirs = [\"" + std::string(FERRY_TEST_EXAMPLE_DIR) + "\"]\n\n" + filter_block +
+  return "plugin_dirs = [\"" + std::string(FERRY_TEST_EXAMPLE_DIR) + "/word_filter\"]\n\n" + filter_block +
          mock_pipeline("", "middleware = [\"filter\"]");
 }
 
@@ -34,6 +34,33 @@ TEST(ExamplePlugin, ReportsItsOwnConfigErrorsAtTheirPosition) {
   EXPECT_NE(r.output.find("ferry.toml:6:10: colour in [middleware.filter]: unknown key 'colour'"),
             std::string::npos)
       << r.output;
+}
+
+TEST(ExampleRouter, SendsEachRequestToItsRegionFirst) {
+  auto f =
+      Ferryd::start("plugin_dirs = [\"" + std::string(FERRY_TEST_EXAMPLE_DIR) + "/region_router\"]\n" + R"(
+[providers.us]
+plugin = "mock"
+reply_prefix = "us:"
+attributes = { region = "us" }
+
+[providers.eu]
+plugin = "mock"
+reply_prefix = "eu:"
+attributes = { region = "eu" }
+
+[pipelines.default]
+models = ["m"]
+providers = ["us", "eu"]
+router = { plugin = "region", default = "us" }
+)");
+  auto answer = [&](const HeaderList& headers) {
+    auto r = http_post(f->address(), "/v1/chat/completions", chat_body("m", "x"), headers);
+    return r.json()["choices"][0]["message"]["content"].get<std::string>();
+  };
+  EXPECT_EQ(answer({}), "us: x");
+  EXPECT_EQ(answer({{"x-ferry-region", "eu"}}), "eu: x");
+  EXPECT_EQ(answer({{"x-ferry-region", "asia"}}), "us: x");  // nobody there: the fallback chain
 }
 
 }  // namespace
