@@ -79,6 +79,21 @@ struct Worker {
   std::thread thread;
 };
 
+// Runs the worker's io_context on its own thread. A handler that throws is a
+// bug, but it must not take the daemon down: log it and keep serving.
+void run_on_thread(Worker& w, const char* what) {
+  w.thread = std::thread([wp = &w, what] {
+    for (;;) {
+      try {
+        wp->io.run();
+        return;
+      } catch (const std::exception& e) {
+        log::get().error("{}: unhandled exception: {}", what, e.what());
+      }
+    }
+  });
+}
+
 // Writes the engine's answer onto a Beast stream.
 class BeastWriter final : public pipeline::ClientWriter {
  public:
@@ -727,43 +742,15 @@ bool Server::start(std::string* error) {
     for (const auto& p : im.runtime.providers())
       if (p->health_check.enabled)
         asio::co_spawn(im.checker->io, im.health_loop(*im.checker, *p), asio::detached);
-    im.checker->thread = std::thread([wp = im.checker.get()] {
-      for (;;) {
-        try {
-          wp->io.run();
-          return;
-        } catch (const std::exception& e) {
-          log::get().error("health checks: unhandled exception: {}", e.what());
-        }
-      }
-    });
+    run_on_thread(*im.checker, "health checks");
   }
   if (im.admin) {
     asio::co_spawn(im.admin->io, im.admin_accept(*im.admin), asio::detached);
-    im.admin->thread = std::thread([wp = im.admin.get()] {
-      for (;;) {
-        try {
-          wp->io.run();
-          return;
-        } catch (const std::exception& e) {
-          log::get().error("admin: unhandled exception: {}", e.what());
-        }
-      }
-    });
+    run_on_thread(*im.admin, "admin");
   }
   for (auto& w : im.workers) {
     asio::co_spawn(w->io, im.accept_loop(*w), asio::detached);
-    w->thread = std::thread([wp = w.get()] {
-      // A request that throws is a bug, but it must not take the daemon down.
-      for (;;) {
-        try {
-          wp->io.run();
-          return;
-        } catch (const std::exception& e) {
-          log::get().error("worker: unhandled exception: {}", e.what());
-        }
-      }
-    });
+    run_on_thread(*w, "worker");
   }
   return true;
 }

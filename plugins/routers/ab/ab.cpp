@@ -22,14 +22,8 @@ class Ab final : public ferry::sdk::Router {
               "is required: a table of provider name to share, e.g. { control = 50, candidate = 50 }");
       return;
     }
-    auto providers = c.pipeline_providers();
     double total = 0;
-    for (const auto& name : c.keys("/variants")) {
-      std::string ptr = "/variants/" + name;
-      double share = c.number(ptr, 0, 0, 1e9);
-      bool known = providers.empty();
-      for (const auto& p : providers) known = known || p == name;
-      if (!known) c.error(ptr, "'" + name + "' is not a provider of this pipeline");
+    for (const auto& [name, share] : c.provider_numbers("/variants", 0, 1e9)) {
       variants_.push_back({name, share});
       total += share;
     }

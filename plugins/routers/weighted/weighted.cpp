@@ -19,18 +19,12 @@ class Weighted final : public ferry::sdk::Router {
       c.error("/weights", "is required: a table of provider name to weight, e.g. { a = 70, b = 30 }");
       return;
     }
-    auto providers = c.pipeline_providers();
     double total = 0;
-    for (const auto& name : c.keys("/weights")) {
-      std::string ptr = "/weights/" + name;
-      double w = c.number(ptr, 0, 0, 1e9);
-      bool known = providers.empty();
-      for (const auto& p : providers) known = known || p == name;
-      if (!known) c.error(ptr, "'" + name + "' is not a provider of this pipeline");
+    for (const auto& [name, w] : c.provider_numbers("/weights", 0, 1e9)) {
       weights_[name] = w;
       total += w;
     }
-    for (const auto& p : providers)
+    for (const auto& p : c.pipeline_providers())
       if (!weights_.count(p))
         c.error("/weights", "no weight for provider '" + p + "' (give it 0 to keep it as a fallback only)");
     if (total <= 0) c.error("/weights", "at least one weight must be above 0");

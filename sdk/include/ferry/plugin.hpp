@@ -421,6 +421,22 @@ class Config {
     return out;
   }
 
+  // A table of provider name -> number (weights, shares) in document order,
+  // each name checked against the pipeline's providers (routers, ABI 1.1).
+  std::vector<std::pair<std::string, double>> provider_numbers(std::string_view pointer, double min,
+                                                               double max) {
+    std::vector<std::pair<std::string, double>> out;
+    auto providers = pipeline_providers();
+    for (const auto& name : keys(pointer)) {
+      std::string ptr = std::string(pointer) + "/" + name;
+      double v = number(ptr, 0, min, max);
+      if (!providers.empty() && std::find(providers.begin(), providers.end(), name) == providers.end())
+        error(ptr, "'" + name + "' is not a provider of this pipeline");
+      out.emplace_back(name, v);
+    }
+    return out;
+  }
+
   // Keys of the object at pointer ("" for the top level).
   std::vector<std::string> keys(std::string_view pointer = "") const {
     std::vector<std::string> out;
