@@ -18,7 +18,8 @@ TEST(Policy, ClassifiesUpstreamErrors) {
   EXPECT_EQ(classify(400, "invalid_request_error", "prompt is too long: 210000 tokens > 200000 maximum"),
             ErrorClass::kContextLength);
   EXPECT_EQ(classify(400, "context_length_exceeded", "x"), ErrorClass::kContextLength);
-  EXPECT_EQ(classify(400, "invalid_request_error", "The response was filtered due to the content management policy"),
+  EXPECT_EQ(classify(400, "invalid_request_error",
+                     "The response was filtered due to the content management policy"),
             ErrorClass::kContentFilter);
 }
 

@@ -203,7 +203,7 @@ typedef struct ferry_candidate {
   double error_rate;        /* recent fraction of failed attempts, 0..1 */
   /* --- ABI 1.1 --- */
   uint64_t ttfb_ewma_us;        /* smoothed time to the first upstream byte, 0 if unknown */
-  const ferry_json* attributes; /* the provider's `attributes` table (tier, price, capabilities, ...), or NULL */
+  const ferry_json* attributes; /* the provider's `attributes` (tier, price, ...), or NULL */
 } ferry_candidate;
 
 /* The outcome of a request, given to middleware on_complete. Token counts are
@@ -232,7 +232,7 @@ typedef int32_t ferry_event_type;
 #define FERRY_EVENT_PROVIDER_SWITCHED 2 /* a request failed over from provider to to_provider */
 #define FERRY_EVENT_BREAKER_OPENED 3    /* provider's circuit for model opened */
 #define FERRY_EVENT_BREAKER_CLOSED 4    /* ... and closed again */
-#define FERRY_EVENT_HEALTH_CHANGED 5    /* an active health check changed state (detail: "healthy"/"unhealthy: why") */
+#define FERRY_EVENT_HEALTH_CHANGED 5    /* a health check changed state (detail: "healthy"/"unhealthy: ...") */
 
 /* OWNERSHIP: host; valid until on_event returns. Empty views for what does
  * not apply (request_id for breaker and health events, to_provider ...). */
