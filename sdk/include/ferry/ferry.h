@@ -232,7 +232,7 @@ typedef int32_t ferry_event_type;
 #define FERRY_EVENT_PROVIDER_SWITCHED 2 /* a request failed over from provider to to_provider */
 #define FERRY_EVENT_BREAKER_OPENED 3    /* provider's circuit for model opened */
 #define FERRY_EVENT_BREAKER_CLOSED 4    /* ... and closed again */
-#define FERRY_EVENT_HEALTH_CHANGED 5    /* a health check changed state (detail: "healthy"/"unhealthy: ...") */
+#define FERRY_EVENT_HEALTH_CHANGED 5    /* a health check changed state (detail: healthy/unhealthy) */
 
 /* OWNERSHIP: host; valid until on_event returns. Empty views for what does
  * not apply (request_id for breaker and health events, to_provider ...). */
