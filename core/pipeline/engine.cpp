@@ -302,6 +302,7 @@ class Call {
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
                                                                     attempt_started_);
     p.stats.record_ttfb(static_cast<uint64_t>(us.count()));
+    ewma(p.models->for_model(ctx_.model).ttfb_ewma_us, static_cast<uint64_t>(us.count()));
   }
   std::vector<SinkEvent> batch_;   // the provider's events being handled, reused
   std::vector<std::string> held_;  // chunks held back (stream_hold_chunks)
@@ -406,7 +407,8 @@ asio::awaitable<Outcome> Call::run() {
       auto window = context_window(*p);
       if (!window || *window <= *min_context_window) continue;
     }
-    auto& breaker = p->breakers->for_model(ctx_.model);
+    auto& model_state = p->models->for_model(ctx_.model);
+    auto& breaker = model_state.breaker;
     for (uint32_t retry = 0;; ++retry) {
       if (std::chrono::steady_clock::now() >= deadline_) {
         deadline_hit = true;
@@ -445,6 +447,7 @@ asio::awaitable<Outcome> Call::run() {
                                    last_failure_.cls == resilience::ErrorClass::kContentFilter
                              : !provider_broke_stream_;
       p->stats.record(provider_ok, static_cast<uint64_t>(us.count()));
+      if (r != Result::kFailed) ewma(model_state.latency_ewma_us, static_cast<uint64_t>(us.count()));
       if (auto changed = breaker.record(provider_ok)) breaker_changed(*p, *changed);
       metrics::Registry::global().add("ferry_upstream_attempts_total{provider=\"" + p->name +
                                           "\",outcome=\"" + (r == Result::kFailed ? "failed" : "ok") + "\"}",
@@ -596,7 +599,7 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
   for (const Provider* p : pipeline_->providers) {
     if (!p->available())
       drained += (drained.empty() ? "" : ", ") + p->name;
-    else if (p->breakers->for_model(ctx_.model).available(now))
+    else if (p->models->for_model(ctx_.model).breaker.available(now))
       candidates.push_back(p);
     else
       open += (open.empty() ? "" : ", ") + p->name;
@@ -638,16 +641,19 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
   std::vector<ferry_candidate> info(n);
   std::vector<const ferry_candidate*> ptrs(n);
   for (size_t i = 0; i < n; ++i) {
-    const auto& s = candidates[i]->stats;
-    const auto& breaker = candidates[i]->breakers->for_model(ctx_.model);
-    info[i] = ferry_candidate{sizeof(ferry_candidate), fv(candidates[i]->name),
-                              // Open circuits were left out above; a half-open one is
-                              // due a probe, so routers treat it as healthy.
-                              breaker.state(now) != resilience::Breaker::State::kOpen ? 1u : 0u,
-                              s.in_flight.load(std::memory_order_relaxed),
-                              s.latency_ewma_us.load(std::memory_order_relaxed), breaker.error_rate(now),
-                              s.ttfb_ewma_us.load(std::memory_order_relaxed),
-                              plugin::handle(const_cast<Doc*>(&candidates[i]->attributes))};
+    // Latencies are the model's own on this provider: the same provider can
+    // serve a small fast model and a large slow one.
+    const auto& model_state = candidates[i]->models->for_model(ctx_.model);
+    const auto& breaker = model_state.breaker;
+    info[i] =
+        ferry_candidate{sizeof(ferry_candidate), fv(candidates[i]->name),
+                        // Open circuits were left out above; a half-open one is
+                        // due a probe, so routers treat it as healthy.
+                        breaker.state(now) != resilience::Breaker::State::kOpen ? 1u : 0u,
+                        candidates[i]->stats.in_flight.load(std::memory_order_relaxed),
+                        model_state.latency_ewma_us.load(std::memory_order_relaxed), breaker.error_rate(now),
+                        model_state.ttfb_ewma_us.load(std::memory_order_relaxed),
+                        plugin::handle(const_cast<Doc*>(&candidates[i]->attributes))};
     ptrs[i] = &info[i];
   }
   std::vector<size_t> order(n);

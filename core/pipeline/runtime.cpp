@@ -10,18 +10,9 @@
 
 namespace ferry::pipeline {
 
-namespace {
-// Exponentially weighted, alpha = 1/8. Concurrent updates may lose one sample,
-// which only delays the smoothing.
-void ewma(std::atomic<uint64_t>& avg, uint64_t sample) {
-  uint64_t old = avg.load(std::memory_order_relaxed);
-  avg.store(old == 0 ? sample : old - old / 8 + sample / 8, std::memory_order_relaxed);
-}
-}  // namespace
-
 void ProviderStats::record_ttfb(uint64_t ttfb_us) { ewma(ttfb_ewma_us, ttfb_us); }
 
-resilience::Breaker& Breakers::for_model(std::string_view model) {
+ModelState& ModelStates::for_model(std::string_view model) {
   {
     std::shared_lock lock(mu_);
     auto it = by_model_.find(model);
@@ -29,13 +20,13 @@ resilience::Breaker& Breakers::for_model(std::string_view model) {
   }
   std::unique_lock lock(mu_);
   auto& slot = by_model_[std::string(model)];
-  if (!slot) slot = std::make_unique<resilience::Breaker>(config_);
+  if (!slot) slot = std::make_unique<ModelState>(config_);
   return *slot;
 }
 
-std::vector<std::pair<std::string, const resilience::Breaker*>> Breakers::all() const {
+std::vector<std::pair<std::string, const ModelState*>> ModelStates::all() const {
   std::shared_lock lock(mu_);
-  std::vector<std::pair<std::string, const resilience::Breaker*>> out;
+  std::vector<std::pair<std::string, const ModelState*>> out;
   for (const auto& [model, b] : by_model_) out.emplace_back(model, b.get());
   return out;
 }
@@ -115,7 +106,7 @@ std::unique_ptr<Runtime> Runtime::build(std::shared_ptr<const config::Config> cf
     p->upstream.ca_file = pc.ca_file;
     p->stream_usage = pc.stream_usage;
     p->model_map = pc.model_map;
-    p->breakers = std::make_unique<Breakers>(pc.breaker);
+    p->models = std::make_unique<ModelStates>(pc.breaker);
     p->attributes = json::Doc::from_value(pc.attributes);
     p->attributes.freeze();
     p->plugin =

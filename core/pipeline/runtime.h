@@ -41,20 +41,37 @@ struct ProviderStats {
   void record_ttfb(uint64_t ttfb_us);
 };
 
-// One circuit breaker per model a provider serves, made on first use.
-class Breakers {
+// What a provider knows about one model it serves: the model's own circuit
+// breaker and latencies, so a slow or failing model does not drag down the
+// provider's other models in routing.
+struct ModelState {
+  explicit ModelState(const resilience::BreakerConfig& config) : breaker(config) {}
+  resilience::Breaker breaker;
+  std::atomic<uint64_t> latency_ewma_us{0};  // successful attempts, whole answer
+  std::atomic<uint64_t> ttfb_ewma_us{0};
+};
+
+// The ModelStates of a provider, made on first use of each model.
+class ModelStates {
  public:
-  explicit Breakers(resilience::BreakerConfig config) : config_(config) {}
-  resilience::Breaker& for_model(std::string_view model);
-  // Every model's breaker, for /health and the admin API.
-  std::vector<std::pair<std::string, const resilience::Breaker*>> all() const;
+  explicit ModelStates(resilience::BreakerConfig config) : config_(config) {}
+  ModelState& for_model(std::string_view model);
+  // Every model's state, for /health and the admin API.
+  std::vector<std::pair<std::string, const ModelState*>> all() const;
   const resilience::BreakerConfig& config() const { return config_; }
 
  private:
   resilience::BreakerConfig config_;
   mutable std::shared_mutex mu_;
-  std::map<std::string, std::unique_ptr<resilience::Breaker>, std::less<>> by_model_;
+  std::map<std::string, std::unique_ptr<ModelState>, std::less<>> by_model_;
 };
+
+// Exponentially weighted, alpha = 1/8. Concurrent updates may lose one sample,
+// which only delays the smoothing.
+inline void ewma(std::atomic<uint64_t>& avg, uint64_t sample) {
+  uint64_t old = avg.load(std::memory_order_relaxed);
+  avg.store(old == 0 ? sample : old - old / 8 + sample / 8, std::memory_order_relaxed);
+}
 
 // A plugin instance: one configured block, with the plugin's vtable copied into
 // a host-sized struct so that members a 1.0 plugin does not have read as NULL.
@@ -88,7 +105,7 @@ struct Provider {
   // Client model name -> this provider's name for it ("fast" -> "llama-3.1-8b-instant").
   std::map<std::string, std::string, std::less<>> model_map;
   json::Doc attributes;  // read-only after build; shared by all workers through ferry_candidate
-  std::unique_ptr<Breakers> breakers;
+  std::unique_ptr<ModelStates> models;
   // Taken out of rotation by an operator (admin API): no new requests.
   mutable std::atomic<bool> drained{false};
   // Active health checks (off unless configured): failing probes take the

@@ -525,7 +525,7 @@ struct Server::Impl {
                      {"latency_p95_ms", s.latency.quantile(0.95) / 1000.0},
                      {"ttfb_ewma_ms", s.ttfb_ewma_us.load() / 1000.0},
                      {"health_check", health_check_json(*p)},
-                     {"breakers", breakers(*p)}});
+                     {"models", models(*p)}});
     }
     return Value{{"providers", std::move(out)}}.dump();
   }
@@ -584,14 +584,17 @@ struct Server::Impl {
   // Healthy: no model of the provider has an open circuit.
   static bool healthy(const pipeline::Provider& p) {
     if (p.probe_failing.load()) return false;
-    for (const auto& [model, b] : p.breakers->all())
-      if (b->state() != resilience::Breaker::State::kClosed) return false;
+    for (const auto& [model, m] : p.models->all())
+      if (m->breaker.state() != resilience::Breaker::State::kClosed) return false;
     return true;
   }
-  static Value breakers(const pipeline::Provider& p) {
+  static Value models(const pipeline::Provider& p) {
     Value out = Value::object();
-    for (const auto& [model, b] : p.breakers->all())
-      out[model] = {{"state", resilience::Breaker::name(b->state())}, {"error_rate", b->error_rate()}};
+    for (const auto& [model, m] : p.models->all())
+      out[model] = {{"state", resilience::Breaker::name(m->breaker.state())},
+                    {"error_rate", m->breaker.error_rate()},
+                    {"latency_ewma_ms", m->latency_ewma_us.load() / 1000.0},
+                    {"ttfb_ewma_ms", m->ttfb_ewma_us.load() / 1000.0}};
     return out;
   }
 
@@ -602,7 +605,7 @@ struct Server::Impl {
       providers.push_back({{"name", p->name},
                            {"plugin", p->plugin->library().name()},
                            {"healthy", healthy(*p)},
-                           {"breakers", breakers(*p)},
+                           {"models", models(*p)},
                            {"in_flight", s.in_flight.load()},
                            {"attempts", s.attempts.load()},
                            {"failures", s.failures.load()},

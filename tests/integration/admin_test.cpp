@@ -38,7 +38,7 @@ TEST(Admin, ListsProvidersWithHealthBreakersLatencyAndLoad) {
   EXPECT_EQ((*pa)["in_flight"], 0);
   EXPECT_GT((*pa)["latency_p50_ms"].get<double>(), 0);
   EXPECT_GE((*pa)["latency_p95_ms"].get<double>(), (*pa)["latency_p50_ms"].get<double>());
-  EXPECT_EQ((*pa)["breakers"]["m"]["state"], "closed");
+  EXPECT_EQ((*pa)["models"]["m"]["state"], "closed");
 }
 
 TEST(Admin, ListsPipelinesWithTheirRoutingAndErrorPolicy) {

@@ -23,7 +23,7 @@ TEST(Breaker, OpensSkipsProbesAndCloses) {
   EXPECT_EQ(b.requests(), 10);
   EXPECT_TRUE(f->log_line("event=breaker_opened provider=a model=m"));
   auto health = http_get(f->address(), "/health").json();
-  EXPECT_EQ(health["providers"][0]["breakers"]["m"]["state"], "open") << health.dump();
+  EXPECT_EQ(health["providers"][0]["models"]["m"]["state"], "open") << health.dump();
   EXPECT_EQ(health["providers"][0]["healthy"], false);
 
   // After the cooldown one probe goes to a; it fails, so the circuit opens again.
@@ -40,7 +40,7 @@ TEST(Breaker, OpensSkipsProbesAndCloses) {
     ASSERT_EQ(http_post(f->address(), "/v1/chat/completions", chat_body("m", "x")).status, 200);
   EXPECT_EQ(a.requests(), 9);
   EXPECT_TRUE(f->log_line("event=breaker_closed provider=a model=m"));
-  EXPECT_EQ(http_get(f->address(), "/health").json()["providers"][0]["breakers"]["m"]["state"], "closed");
+  EXPECT_EQ(http_get(f->address(), "/health").json()["providers"][0]["models"]["m"]["state"], "closed");
 }
 
 TEST(Breaker, OpensOnTheErrorRateOfItsWindow) {

@@ -130,6 +130,40 @@ TEST(Routing, LeastLatencyPrefersFastProvidersWithoutStampedingOne) {
   EXPECT_GT(health["providers"][0]["ttfb_ewma_ms"].get<double>(), 20) << health.dump();
 }
 
+TEST(Routing, LeastLatencyMeasuresEachModelOnItsOwn) {
+  // a is fast at "small" and slow at "big", b the other way round: averaged
+  // over models they would look alike.
+  auto f = Ferryd::start(R"(
+[log]
+access_log = false
+
+[providers.a]
+plugin = "mock"
+reply_prefix = "from-a:"
+model_latency_ms = { big = 30 }
+
+[providers.b]
+plugin = "mock"
+reply_prefix = "from-b:"
+model_latency_ms = { small = 30 }
+
+[pipelines.default]
+models = ["small", "big"]
+providers = ["a", "b"]
+router = { plugin = "least-latency", explore = 0 }
+)");
+  std::map<std::string, std::map<std::string, int>> counts;
+  for (int i = 0; i < 40; ++i)
+    for (const char* model : {"small", "big"})
+      ++counts[model][who(http_post(f->address(), "/v1/chat/completions", chat_body(model, "x")))];
+  // Each provider is measured once or twice per model, then avoided there.
+  EXPECT_GE(counts["small"]["a"], 37) << "small went to b " << counts["small"]["b"] << " times";
+  EXPECT_GE(counts["big"]["b"], 37) << "big went to a " << counts["big"]["a"] << " times";
+  auto models = http_get(f->address(), "/health").json()["providers"][0]["models"];
+  EXPECT_GT(models["big"]["ttfb_ewma_ms"].get<double>(), 20) << models.dump();
+  EXPECT_LT(models["small"]["ttfb_ewma_ms"].get<double>(), 20) << models.dump();
+}
+
 TEST(Routing, AbKeepsEachUserOnOneVariant) {
   auto f = Ferryd::start(signed_pipeline("{ plugin = \"ab\", variants = { a = 50, b = 50 } }", {}, "a,b"));
   std::map<std::string, std::string> variant_of;

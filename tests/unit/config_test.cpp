@@ -130,7 +130,7 @@ providers = ["mock"]
   EXPECT_TRUE(
       has(p,
           "ferry.toml:3:9: bogus in [providers.mock]: unknown key 'bogus' (expected one of: reply_prefix, "
-          "latency_ms, tokens_per_second, error_status, error_rate, error_message)"));
+          "latency_ms, model_latency_ms, tokens_per_second, error_status, error_rate, error_message)"));
 }
 
 TEST(Config, ReportsARouterThatIsNotARouter) {

@@ -3,6 +3,7 @@
 // upstream inside the process.
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +22,9 @@ using ferry::sdk::Status;
 struct MockConfig {
   std::string reply_prefix;
   uint64_t latency_ns = 0;
+  // Per upstream model, overriding latency_ns: one provider serving a fast and
+  // a slow model, as real ones do.
+  std::map<std::string, uint64_t, std::less<>> model_latency_ns;
   uint64_t token_interval_ns = 0;  // 0: no pacing
   int error_status = 0;
   double error_rate = 0;
@@ -154,10 +158,19 @@ void emit_next(Context ctx, std::shared_ptr<Emission> e) {
 class Mock final : public ferry::sdk::Provider {
  public:
   explicit Mock(Config& c) {
-    c.reject_unknown_keys(
-        {"reply_prefix", "latency_ms", "tokens_per_second", "error_status", "error_rate", "error_message"});
+    c.reject_unknown_keys({"reply_prefix", "latency_ms", "model_latency_ms", "tokens_per_second", "error_status",
+                           "error_rate", "error_message"});
     cfg_.reply_prefix = c.string("/reply_prefix", "Ferry mock reply:");
     cfg_.latency_ns = static_cast<uint64_t>(c.integer("/latency_ms", 0, 0, 3'600'000)) * 1'000'000;
+    auto type = c.json().type("/model_latency_ms");
+    if (type != FERRY_JSON_MISSING && type != FERRY_JSON_OBJECT)
+      c.error("/model_latency_ms", "expected a table of model name to milliseconds");
+    else
+      for (const auto& model : c.keys("/model_latency_ms")) {
+        std::string pointer = "/model_latency_ms/";
+        for (char ch : model) pointer += ch == '~' ? "~0" : ch == '/' ? "~1" : std::string(1, ch);  // RFC 6901
+        cfg_.model_latency_ns[model] = static_cast<uint64_t>(c.integer(pointer, 0, 0, 3'600'000)) * 1'000'000;
+      }
     double tps = c.number("/tokens_per_second", 0, 0, 1e9);
     cfg_.token_interval_ns = tps > 0 ? static_cast<uint64_t>(1e9 / tps) : 0;
     cfg_.error_status = static_cast<int>(c.integer("/error_status", 0, 0, 599));
@@ -229,7 +242,9 @@ class Mock final : public ferry::sdk::Provider {
         e->sink.response(completion_json(a));
     };
     // A whole answer takes as long as its stream would have.
-    uint64_t delay = cfg_.latency_ns + (ctx.streaming() ? 0 : cfg_.token_interval_ns * words.size());
+    auto latency = cfg_.model_latency_ns.find(a.model);
+    uint64_t delay = (latency == cfg_.model_latency_ns.end() ? cfg_.latency_ns : latency->second) +
+                     (ctx.streaming() ? 0 : cfg_.token_interval_ns * words.size());
     if (!delay) {
       start();
     } else {

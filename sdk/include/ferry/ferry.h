@@ -199,10 +199,10 @@ typedef struct ferry_candidate {
   ferry_view name;
   uint32_t healthy;         /* 0 if the host currently considers it failing */
   uint32_t in_flight;       /* requests now in flight to it, all threads */
-  uint64_t latency_ewma_us; /* smoothed total latency, 0 if unknown */
+  uint64_t latency_ewma_us; /* smoothed total latency for this model, 0 if unknown */
   double error_rate;        /* recent fraction of failed attempts, 0..1 */
   /* --- ABI 1.1 --- */
-  uint64_t ttfb_ewma_us;        /* smoothed time to the first upstream byte, 0 if unknown */
+  uint64_t ttfb_ewma_us;        /* smoothed time to first upstream byte, this model, 0 if unknown */
   const ferry_json* attributes; /* the provider's `attributes` (tier, price, ...), or NULL */
 } ferry_candidate;
 
