@@ -20,7 +20,7 @@ say() { printf '\n== %s\n' "$*" >&2; }
 packages=(
   build-essential cmake ninja-build ccache pkg-config git ca-certificates openssl socat
   libboost1.81-dev libssl-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
-  libcpp-httplib-dev libgtest-dev
+  libcpp-httplib-dev libgtest-dev libhiredis-dev libsqlite3-dev
 )
 
 install_missing() {
@@ -59,7 +59,8 @@ case "${1:-}" in
     shift
     sanitizers=1
     [[ "${1:-}" == "--no-sanitizers" ]] && sanitizers=0
-    NEED_NODE=1 install_missing "${packages[@]}"
+    # redis-server: the shared-state tests start their own on a free port.
+    NEED_NODE=1 install_missing "${packages[@]}" redis-server
     say "installing the official client SDKs for the client tests"
     npm ci --prefix tests/clients --no-audit --no-fund --loglevel=error
     configure_and_build "$build" -DCMAKE_BUILD_TYPE=Release -DFERRY_WERROR=ON

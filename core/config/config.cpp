@@ -325,6 +325,24 @@ LoadResult load_string(std::string_view text, const std::string& path) {
     r.finish();
   }
 
+  if (auto t = top.table("state")) {
+    TableReader r(*t, "[state]", path, errors);
+    auto& st = cfg->state;
+    if (r.string("backend", st.backend) && st.backend != "memory" && st.backend != "redis" &&
+        st.backend != "sqlite")
+      r.error(*r.get("backend"),
+              "backend in [state] must be \"memory\", \"redis\" or \"sqlite\", not \"" + st.backend + "\"");
+    if (r.string("url", st.redis_url) && !st.redis_url.starts_with("redis://"))
+      r.error(*r.get("url"),
+              "url in [state] must look like redis://HOST:PORT/DB, not \"" + st.redis_url + "\"");
+    r.string("path", st.sqlite_path);
+    r.integer("connect_timeout_ms", st.connect_timeout_ms, 1, 60'000);
+    r.integer("command_timeout_ms", st.command_timeout_ms, 1, 60'000);
+    r.integer("memory_max_keys", st.memory_max_keys, 1, 1'000'000'000);
+    r.finish();
+  }
+  cfg->state.sqlite_path = (base / cfg->state.sqlite_path).lexically_normal().string();
+
   if (auto t = top.table("providers")) {
     for (auto&& [k, v] : *t) {
       std::string name(k.str());

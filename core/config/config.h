@@ -63,6 +63,17 @@ struct AdminConfig {
   std::string token_env;  // environment variable holding the bearer token; empty: no token
 };
 
+// Shared state for plugins (rate limits, budgets, keys, caches): kept in
+// memory, in Redis (shared by several ferryd instances) or in SQLite (durable).
+struct StateConfig {
+  std::string backend = "memory";  // memory | redis | sqlite
+  std::string redis_url = "redis://127.0.0.1:6379/0";
+  std::string sqlite_path = "ferry-state.db";  // relative to the config file
+  uint32_t connect_timeout_ms = 1'000;
+  uint32_t command_timeout_ms = 1'000;
+  uint64_t memory_max_keys = 1'000'000;  // memory: beyond this, expired then oldest keys go
+};
+
 struct LogConfig {
   std::string level = "info";
   bool access_log = true;
@@ -109,6 +120,7 @@ struct Config {
   std::vector<std::string> plugin_dirs;  // absolute
   ServerConfig server;
   AdminConfig admin;
+  StateConfig state;
   LogConfig log;
   std::vector<ProviderConfig> providers;
   std::vector<PluginBlock> middleware;  // declared [middleware.NAME] blocks

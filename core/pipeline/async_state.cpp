@@ -14,6 +14,10 @@ void AsyncState::wake() {
   asio::post(executor_, [self = shared_from_this()] { self->wake_timer_.cancel(); });
 }
 
+void AsyncState::post(std::function<void(bool ended)> fn) {
+  asio::post(executor_, [self = shared_from_this(), fn = std::move(fn)] { fn(self->ended()); });
+}
+
 ferry_status AsyncState::resume(ferry_status result) {
   {
     std::lock_guard lock(mu_);

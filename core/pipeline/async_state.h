@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -35,6 +36,10 @@ class AsyncState : public std::enable_shared_from_this<AsyncState> {
 
   // --- schedule ---
   ferry_status schedule(uint64_t delay_ns, ferry_task_fn fn, ferry_task* task);  // any thread
+
+  // Runs fn on the worker thread (any thread may call); fn(true) if the
+  // request has ended by then.
+  void post(std::function<void(bool ended)> fn);
 
   // Ends the request: pending tasks run now with cancelled = 1 and later
   // calls are refused. Worker thread only.

@@ -5,6 +5,9 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/json/doc.h"
 #include "core/pipeline/async_state.h"
@@ -35,6 +38,14 @@ class RequestContext {
   std::chrono::steady_clock::time_point received_at = std::chrono::steady_clock::now();
 
   json::Doc request;  // the canonical request, edited by middleware
+
+  // Metadata plugins share (ctx_set_tag): auth's "key", "user", "team" ...
+  std::vector<std::pair<std::string, std::string>> tags;
+  const std::string* tag(std::string_view name) const {
+    for (const auto& [k, v] : tags)
+      if (k == name) return &v;
+    return nullptr;
+  }
 
   util::Headers upstream_headers;  // added to every upstream request
   util::Headers response_headers;  // added to the client response

@@ -1,6 +1,8 @@
 #include "core/plugin/host_api.h"
 
+#include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -291,6 +293,71 @@ ferry_status host_schedule(ferry_ctx* c, uint64_t delay_ns, ferry_task_fn fn, fe
   return ctx(c)->async->schedule(delay_ns, fn, task);
 }
 
+// ---------------------------------------------------------------- shared state (1.2)
+
+std::atomic<state::Store*> g_store{nullptr};
+
+ferry_status host_state_call(ferry_plugin_handle* self, ferry_ctx* c, const ferry_state_request* req,
+                             ferry_state_fn fn, ferry_task* task) {
+  if (!self || !req || !fn || req->struct_size < offsetof(ferry_state_request, ttl_ms) + sizeof(uint64_t))
+    return FERRY_ERR_INVALID_ARGUMENT;
+  if (req->op < FERRY_STATE_GET || req->op > FERRY_STATE_SCAN) return FERRY_ERR_INVALID_ARGUMENT;
+  state::Store* store = g_store.load(std::memory_order_acquire);
+  if (!store) return FERRY_ERR_UNSUPPORTED;
+  state::Op op;
+  op.op = req->op;
+  op.flags = req->flags;
+  // Plugins cannot read or clobber each other's keys.
+  op.key.reserve(self->name.size() + 1 + req->key.len);
+  op.key.append(self->name).append(1, ':').append(sv(req->key));
+  op.strip = self->name.size() + 1;
+  op.value.assign(sv(req->value));
+  op.amount = req->amount;
+  op.limit = req->limit;
+  op.rate = req->rate;
+  op.ttl_ms = req->ttl_ms;
+  auto deliver = [fn, task](state::Result& r, bool cancelled) {
+    ferry_state_result out{sizeof out, r.status,         r.applied ? 1 : 0, cancelled ? 1 : 0,
+                           r.value,    r.retry_after_ms, fv(r.data)};
+    fn(task, &out);
+  };
+  state::Result now;
+  if (store->try_now(op, now)) {
+    deliver(now, false);
+    return FERRY_OK;
+  }
+  if (!c) {
+    store->submit(std::move(op), [deliver](state::Result&& r) { deliver(r, false); });
+    return FERRY_OK;
+  }
+  // Back on the request's worker thread, where the ctx may be used.
+  std::shared_ptr<pipeline::AsyncState> async = ctx(c)->async;
+  store->submit(std::move(op), [deliver, async](state::Result&& r) {
+    async->post([deliver, r = std::move(r)](bool ended) mutable { deliver(r, ended); });
+  });
+  return FERRY_OK;
+}
+
+ferry_status host_ctx_set_tag(ferry_ctx* c, ferry_view name, ferry_view value) {
+  if (!c || name.len == 0) return FERRY_ERR_INVALID_ARGUMENT;
+  auto& tags = ctx(c)->tags;
+  for (auto& [k, v] : tags)
+    if (k == sv(name)) {
+      v.assign(sv(value));
+      return FERRY_OK;
+    }
+  tags.emplace_back(std::string(sv(name)), std::string(sv(value)));
+  return FERRY_OK;
+}
+
+ferry_status host_ctx_get_tag(const ferry_ctx* c, ferry_view name, ferry_view* out) {
+  if (!c || !out) return FERRY_ERR_INVALID_ARGUMENT;
+  const std::string* v = ctx(c)->tag(sv(name));
+  if (!v) return FERRY_ERR_NOT_FOUND;
+  *out = fv(*v);
+  return FERRY_OK;
+}
+
 // ---------------------------------------------------------------- upstream
 
 UpstreamBuild* up(ferry_upstream* u) { return reinterpret_cast<UpstreamBuild*>(u); }
@@ -412,12 +479,18 @@ const ferry_host_api kHostApi = [] {
   a.sink_chunk = host_sink_chunk;
   a.sink_done = host_sink_done;
   a.sink_error = host_sink_error;
+  a.state_call = host_state_call;
+  a.ctx_set_tag = host_ctx_set_tag;
+  a.ctx_get_tag = host_ctx_get_tag;
   return a;
 }();
 
 }  // namespace
 
 const ferry_host_api* host_api() { return &kHostApi; }
+
+void set_state_store(state::Store* store) { g_store.store(store, std::memory_order_release); }
+state::Store* state_store() { return g_store.load(std::memory_order_acquire); }
 
 ConfigErrorScope::ConfigErrorScope(const ferry_json* c, const config::PluginBlock& b,
                                    std::vector<config::Diagnostic>& e)

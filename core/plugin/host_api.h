@@ -9,12 +9,18 @@
 #include "core/json/doc.h"
 #include "core/pipeline/async_state.h"
 #include "core/pipeline/request_context.h"
+#include "core/state/store.h"
 #include "core/util/headers.h"
 
 namespace ferry::plugin {
 
 // The one host service table handed to every plugin (ABI.md R5).
 const ferry_host_api* host_api();
+
+// The shared-state backend behind state_call (ABI 1.2). Set before plugins
+// are created, cleared after they are gone.
+void set_state_store(state::Store* store);
+state::Store* state_store();
 
 // What ferry_upstream points to while a provider builds a request.
 struct UpstreamBuild {

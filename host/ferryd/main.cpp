@@ -15,6 +15,8 @@
 #include "core/config/config.h"
 #include "core/log/log.h"
 #include "core/pipeline/runtime.h"
+#include "core/plugin/host_api.h"
+#include "core/state/store.h"
 #include "host/ferryd/server.h"
 
 namespace {
@@ -97,9 +99,21 @@ int main(int argc, char** argv) {
   ferry::log::init(*level);
   auto& log = ferry::log::get();
 
+  // Shared state comes first: plugins may use it from their first request.
+  std::string state_error;
+  auto store = ferry::state::Store::make(cfg->state, state_error);
+  if (!store) {
+    ferry::log::shutdown();
+    std::cerr << cfg->path << ": " << state_error << "\n";
+    return 2;
+  }
+  ferry::plugin::set_state_store(store.get());
+
   std::vector<ferry::config::Diagnostic> errors;
   auto runtime = ferry::pipeline::Runtime::build(cfg, errors);
   if (!runtime) {
+    ferry::plugin::set_state_store(nullptr);
+    store->stop();
     ferry::log::shutdown();
     for (const auto& e : errors) std::cerr << e.str() << "\n";
     return 2;
@@ -139,8 +153,9 @@ int main(int argc, char** argv) {
     for (const auto& p : runtime->pipelines())
       for (const auto& m : p->models) models += (models.empty() ? "" : ", ") + m;
     std::string admin = server.admin_address().empty() ? "off" : server.admin_address();
-    ferry::log::lifecycle().info("ferryd {} ready: listening on {} ({} workers; admin {}; models: {})",
-                                 FERRY_SDK_VERSION_STRING, server.address(), server.workers(), admin, models);
+    ferry::log::lifecycle().info(
+        "ferryd {} ready: listening on {} ({} workers; admin {}; state {}; models: {})",
+        FERRY_SDK_VERSION_STRING, server.address(), server.workers(), admin, store->backend(), models);
 
     control.run();
     ferry::log::lifecycle().info("received {}; draining in-flight requests (up to {} ms)",
@@ -152,6 +167,10 @@ int main(int argc, char** argv) {
       ferry::log::lifecycle().info("drained; exiting");
   }
   runtime.reset();
+  // After the plugins: the last state writes of on_complete hooks are flushed.
+  ferry::plugin::set_state_store(nullptr);
+  store->stop();
+  store.reset();
   ferry::log::shutdown();
   return status;
 }

@@ -598,6 +598,12 @@ struct Server::Impl {
     return out;
   }
 
+  static Value state_json() {
+    const state::Store* store = plugin::state_store();
+    if (!store) return nullptr;
+    return {{"backend", store->backend()}, {"available", store->available()}};
+  }
+
   std::string health_json() const {
     Value providers = Value::array();
     for (const auto& p : runtime.providers()) {
@@ -622,7 +628,8 @@ struct Server::Impl {
                  {"abi", std::to_string(FERRY_ABI_MAJOR) + "." + std::to_string(FERRY_ABI_MINOR)},
                  {"uptime_s", uptime.count()},
                  {"providers", std::move(providers)},
-                 {"pipelines", std::move(pipelines)}}
+                 {"pipelines", std::move(pipelines)},
+                 {"state", state_json()}}
         .dump();
   }
 

@@ -84,6 +84,8 @@ typedef int32_t ferry_status;
 #define FERRY_ERR_CONFIG 106
 #define FERRY_ERR_BAD_STATE 107
 #define FERRY_ERR_UPSTREAM 108
+/* A shared-state backend (e.g. Redis) cannot be reached right now (ABI 1.2). */
+#define FERRY_ERR_UNAVAILABLE 109
 #define FERRY_ERR_INTERNAL 199
 
 /* ------------------------------------------------------------------------ */
@@ -252,6 +254,79 @@ typedef struct ferry_event {
 typedef void (*ferry_task_fn)(ferry_task* task, int32_t cancelled);
 
 /* ------------------------------------------------------------------------ */
+/* Shared state (ABI 1.2). One service, three backends chosen in the host's  */
+/* TOML ([state] backend = memory | redis | sqlite); a plugin cannot tell    */
+/* which one it runs on. Every operation is atomic on its key, also across   */
+/* several ferryd instances sharing a Redis. Keys are namespaced per plugin  */
+/* by the host ("<plugin name>:<key>").                                      */
+/* ------------------------------------------------------------------------ */
+
+typedef int32_t ferry_state_op;
+/* The value of key: result.data, or status FERRY_ERR_NOT_FOUND. */
+#define FERRY_STATE_GET 1
+/* key = value, expiring after ttl_ms (0: never). With FERRY_STATE_IF_ABSENT
+ * only when the key does not exist; result.applied says whether it was set. */
+#define FERRY_STATE_SET 2
+/* Removes key; result.applied is 1 if it existed. */
+#define FERRY_STATE_DELETE 3
+/* A counter: value += amount, unless amount > 0 and value + amount > limit.
+ * A missing key starts at 0 and expires ttl_ms after it was created (0:
+ * never), which makes fixed windows and budget periods. result.applied and
+ * result.value (after the operation, or the unchanged value if refused). */
+#define FERRY_STATE_ADD 4
+/* A token bucket of `limit` tokens refilled at `rate` tokens per second, full
+ * when new: take `amount` tokens if there are enough. A negative amount gives
+ * tokens back (up to the limit). result.value is what is left; when refused,
+ * result.retry_after_ms is when `amount` will be there (0 if never: amount >
+ * limit). Time is the backend's, so instances share one clock. */
+#define FERRY_STATE_TAKE_BUCKET 5
+/* A sliding window of ttl_ms admitting at most `limit` per window: take
+ * `amount` if the weighted count of the current and previous window leaves
+ * room. result.value is the room left, retry_after_ms as for a bucket. */
+#define FERRY_STATE_TAKE_WINDOW 6
+/* Every key starting with `key` (the prefix): result.data is a JSON array of
+ * {"key": ..., "value": ...} with keys without the plugin namespace, at most
+ * `limit` entries (0: 1000). For admin listings, not the request path. */
+#define FERRY_STATE_SCAN 7
+
+/* Flags. */
+#define FERRY_STATE_IF_ABSENT 1u /* SET: only create */
+/* ADD, TAKE_*: apply even past the limit (an after-the-fact correction, e.g.
+ * actual token usage); result.applied is 1. */
+#define FERRY_STATE_FORCE 2u
+
+/* OWNERSHIP: caller; the host copies what it needs before state_call returns. */
+typedef struct ferry_state_request {
+  size_t struct_size;
+  ferry_state_op op;
+  uint32_t flags;
+  ferry_view key;
+  ferry_view value; /* SET */
+  double amount;    /* ADD, TAKE_* */
+  double limit;     /* ADD: upper bound; TAKE_*: capacity; SCAN: max entries */
+  double rate;      /* TAKE_BUCKET: refill, per second */
+  uint64_t ttl_ms;  /* SET, ADD: expiry; TAKE_WINDOW: the window */
+} ferry_state_request;
+
+/* OWNERSHIP: host; valid until the callback returns. */
+typedef struct ferry_state_result {
+  size_t struct_size;
+  /* FERRY_OK; FERRY_ERR_NOT_FOUND (GET); FERRY_ERR_UNAVAILABLE (the backend is
+   * down: the plugin applies its fail-open or fail-closed policy). */
+  ferry_status status;
+  int32_t applied;
+  /* The request the call was made for ended before the answer (its pause timed
+   * out): do not touch the ctx, only free the task. */
+  int32_t cancelled;
+  double value;
+  uint64_t retry_after_ms;
+  ferry_view data; /* GET, SCAN */
+} ferry_state_result;
+
+/* Called exactly once per state_call that returned FERRY_OK. */
+typedef void (*ferry_state_fn)(ferry_task* task, const ferry_state_result* result);
+
+/* ------------------------------------------------------------------------ */
 /* Host services. A const table, append-only (ABI.md R5).                    */
 /* ------------------------------------------------------------------------ */
 
@@ -342,6 +417,20 @@ typedef struct ferry_host_api {
   /* The upstream failed. http_status decides failover (ABI.md R15);
    * type is an OpenAI error type such as "server_error". */
   ferry_status (*sink_error)(ferry_sink* sink, int32_t http_status, ferry_view type, ferry_view message);
+
+  /* --- ABI 1.2 --- */
+  /* Shared state (see ferry_state_op). With a ctx, fn runs on that request's
+   * worker thread (state_call itself must then be called there), possibly
+   * before state_call returns; typically it ends a hook that returned
+   * FERRY_PAUSE. Without one (create, on_complete, on_event, admin work), fn
+   * runs on any thread. Never blocks. */
+  ferry_status (*state_call)(ferry_plugin_handle* self, ferry_ctx* ctx_or_null,
+                             const ferry_state_request* req, ferry_state_fn fn, ferry_task* task);
+  /* Request metadata shared between plugins and shown in the access log, e.g.
+   * auth sets "key", "user" and "team" for rate-limit and budget. Worker thread
+   * of the request only; the view lives until the tag is set again. */
+  ferry_status (*ctx_set_tag)(ferry_ctx* ctx, ferry_view name, ferry_view value);
+  ferry_status (*ctx_get_tag)(const ferry_ctx* ctx, ferry_view name, ferry_view* out);
 } ferry_host_api;
 
 /* ------------------------------------------------------------------------ */

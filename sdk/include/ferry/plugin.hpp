@@ -37,9 +37,10 @@
 
 #include "ferry/ferry.h"
 
-// The wrapper owns the layout of the scheduled-callback argument.
+// The wrapper owns the layout of the callback argument (schedule, state_call).
 struct ferry_task {
   std::function<void(bool cancelled)> fn;
+  std::function<void(const ferry_state_result&)> state_fn;
 };
 
 namespace ferry::sdk {
@@ -56,6 +57,7 @@ enum class Status : ferry_status {
   kConfig = FERRY_ERR_CONFIG,
   kBadState = FERRY_ERR_BAD_STATE,
   kUpstream = FERRY_ERR_UPSTREAM,
+  kUnavailable = FERRY_ERR_UNAVAILABLE,
   kInternal = FERRY_ERR_INTERNAL,
 };
 inline constexpr Status kOk = Status::kContinue;
@@ -466,6 +468,112 @@ class Config {
 };
 
 // One client request. Non-owning; valid until on_complete returns.
+// ---- Shared state (ABI 1.2): one service, memory / Redis / SQLite behind it.
+
+// One operation; build it with the named constructors.
+struct StateOp {
+  ferry_state_request req{};
+  std::string key;  // owned copies: the request's views point here
+  std::string value;
+
+  static StateOp get(std::string_view key) { return make(FERRY_STATE_GET, key); }
+  static StateOp set(std::string_view key, std::string_view value, uint64_t ttl_ms = 0,
+                     bool if_absent = false) {
+    auto op = make(FERRY_STATE_SET, key);
+    op.value = value;
+    op.req.ttl_ms = ttl_ms;
+    op.req.flags = if_absent ? FERRY_STATE_IF_ABSENT : 0u;
+    return op;
+  }
+  static StateOp remove(std::string_view key) { return make(FERRY_STATE_DELETE, key); }
+  // counter += amount unless that passes limit; a new counter lives ttl_ms.
+  static StateOp add(std::string_view key, double amount, double limit, uint64_t ttl_ms = 0) {
+    auto op = make(FERRY_STATE_ADD, key);
+    op.req.amount = amount;
+    op.req.limit = limit;
+    op.req.ttl_ms = ttl_ms;
+    return op;
+  }
+  static StateOp take_bucket(std::string_view key, double amount, double capacity, double per_second) {
+    auto op = make(FERRY_STATE_TAKE_BUCKET, key);
+    op.req.amount = amount;
+    op.req.limit = capacity;
+    op.req.rate = per_second;
+    return op;
+  }
+  static StateOp take_window(std::string_view key, double amount, double limit, uint64_t window_ms) {
+    auto op = make(FERRY_STATE_TAKE_WINDOW, key);
+    op.req.amount = amount;
+    op.req.limit = limit;
+    op.req.ttl_ms = window_ms;
+    return op;
+  }
+  static StateOp scan(std::string_view prefix, size_t max = 1000) {
+    auto op = make(FERRY_STATE_SCAN, prefix);
+    op.req.limit = static_cast<double>(max);
+    return op;
+  }
+  // Applies even past the limit: corrections after the fact.
+  StateOp& force() {
+    req.flags |= FERRY_STATE_FORCE;
+    return *this;
+  }
+  const ferry_state_request& request() {
+    req.key = view(key);
+    req.value = view(value);
+    return req;
+  }
+
+ private:
+  static StateOp make(ferry_state_op kind, std::string_view key) {
+    StateOp op;
+    op.req.struct_size = sizeof op.req;
+    op.req.op = kind;
+    op.key = key;
+    return op;
+  }
+};
+
+struct StateResult {
+  Status status = Status::kContinue;
+  bool applied = false;
+  double value = 0;
+  uint64_t retry_after_ms = 0;
+  std::string_view data;  // valid during the callback only
+  bool ok() const { return status == Status::kContinue; }
+  bool not_found() const { return status == Status::kNotFound; }
+  // The backend is down: apply the plugin's fail-open / fail-closed policy.
+  bool unavailable() const { return status == Status::kUnavailable; }
+
+  static StateResult from(const ferry_state_result& r) {
+    return StateResult{static_cast<Status>(r.status), r.applied != 0, r.value, r.retry_after_ms, sv(r.data)};
+  }
+};
+
+namespace detail {
+inline void run_state_task(ferry_task* task, const ferry_state_result* result) {
+  std::unique_ptr<ferry_task> owned(task);
+  try {
+    owned->state_fn(*result);
+  } catch (...) {
+    sdk::log(LogLevel::kError, "state callback threw an exception");
+  }
+}
+}  // namespace detail
+
+// A state operation outside a request (create, on_complete, on_event, admin
+// work): `done` runs once, on any thread. Errors come back through `done`.
+inline void state_call(StateOp op, std::function<void(const StateResult&)> done) {
+  auto* task = new ferry_task{nullptr, [done = std::move(done)](const ferry_state_result& r) {
+                                if (done && !r.cancelled) done(StateResult::from(r));
+                              }};
+  auto s = host().state_call(detail::g_self, nullptr, &op.request(), &detail::run_state_task, task);
+  if (s != FERRY_OK) {
+    ferry_state_result failed{sizeof failed, s, 0, 0, 0, 0, {}};
+    detail::run_state_task(task, &failed);
+  }
+}
+
 class Context {
  public:
   explicit Context(ferry_ctx* ctx) : ctx_(ctx) {}
@@ -516,12 +624,32 @@ class Context {
   // Runs fn(false) on this request's thread after delay_ns, or fn(true) if the
   // request ends first.
   Status schedule(uint64_t delay_ns, std::function<void(bool cancelled)> fn) {
-    auto* task = new ferry_task{std::move(fn)};
+    auto* task = new ferry_task{std::move(fn), nullptr};
     auto s = host().schedule(ctx_, delay_ns, &Context::run_task, task);
     if (s != FERRY_OK) delete task;
     return static_cast<Status>(s);
   }
   void log(LogLevel level, std::string_view message) const { sdk::log(level, message, ctx_); }
+
+  // Request metadata shared with other plugins (ABI 1.2): auth sets "key",
+  // "user" and "team"; rate-limit and budget read them.
+  std::optional<std::string_view> tag(std::string_view name) const {
+    ferry_view out{};
+    if (host().ctx_get_tag(ctx_, view(name), &out) != FERRY_OK) return std::nullopt;
+    return sv(out);
+  }
+  Status set_tag(std::string_view name, std::string_view value) {
+    return static_cast<Status>(host().ctx_set_tag(ctx_, view(name), view(value)));
+  }
+
+  // Runs a shared-state operation for the hook being run and returns the
+  // hook's status: `then` decides it from the result. On the memory backend
+  // the answer is there at once and `then`'s status is returned directly;
+  // otherwise this returns kPause and `then`'s status later resumes the hook
+  // (on this request's thread). `then` does not run if the request ended
+  // meanwhile. `then` may itself return kPause after starting more work (a
+  // second state_then, a schedule()) that will resume the hook.
+  Status state_then(const StateOp& op, std::function<Status(Context&, const StateResult&)> then);
 
   // A new document owned by this request (freed when it ends).
   std::optional<Json> parse(std::string_view json_text) {
@@ -548,6 +676,44 @@ class Context {
   }
   ferry_ctx* ctx_;
 };
+
+inline Status Context::state_then(const StateOp& op_in,
+                                  std::function<Status(Context&, const StateResult&)> then) {
+  // Whether the answer came before state_call returned: then its status is
+  // this hook's, and nobody must call resume().
+  struct Flow {
+    bool calling = true;
+    bool answered = false;
+    Status status = Status::kContinue;
+  };
+  auto flow = std::make_shared<Flow>();
+  StateOp op = op_in;
+  ferry_ctx* c = ctx_;
+  auto* task = new ferry_task{nullptr, [flow, c, then = std::move(then)](const ferry_state_result& r) {
+                                if (r.cancelled) return;
+                                Context ctx(c);
+                                Status s;
+                                try {
+                                  s = then(ctx, StateResult::from(r));
+                                } catch (...) {
+                                  s = Status::kInternal;
+                                }
+                                if (flow->calling) {
+                                  flow->answered = true;
+                                  flow->status = s;
+                                } else if (s != Status::kPause) {
+                                  // kPause: `then` started more work that resumes the hook.
+                                  ctx.resume(s);
+                                }
+                              }};
+  auto s = host().state_call(detail::g_self, ctx_, &op.request(), &detail::run_state_task, task);
+  flow->calling = false;
+  if (s != FERRY_OK) {
+    delete task;
+    return static_cast<Status>(s);
+  }
+  return flow->answered ? flow->status : Status::kPause;
+}
 
 // The upstream HTTP request a provider builds.
 class Upstream {
