@@ -1,7 +1,11 @@
 #include "tests/support/fixtures.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -64,6 +68,55 @@ int MockUpstream::requests() const { return stats().value("requests", -1); }
 void MockUpstream::kill() {
   process_->signal(SIGKILL);
   process_->wait_exit();
+}
+
+namespace {
+// A port nothing listens on right now (the kernel's pick for an ephemeral bind).
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  int port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0)
+    port = ntohs(addr.sin_port);
+  ::close(fd);
+  return port;
+}
+}  // namespace
+
+RedisServer::RedisServer() : port_(free_port()) { launch(); }
+
+RedisServer::~RedisServer() {
+  if (process_) kill();
+}
+
+void RedisServer::launch() {
+  process_ = Process::start({"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save",
+                             "", "--appendonly", "no", "--dir", dir_.path(), "--loglevel", "notice"});
+  if (!process_->wait_for_line("Ready to accept connections"))
+    throw std::runtime_error(
+        "redis-server did not start (is it installed? host/setup.sh test installs it): " +
+        process_->output());
+}
+
+void RedisServer::kill() {
+  process_->signal(SIGKILL);
+  process_->wait_exit();
+  process_.reset();
+}
+
+void RedisServer::restart() {
+  if (process_) kill();
+  launch();
+}
+
+std::string RedisServer::cli(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv{"redis-cli", "-p", std::to_string(port_)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run(argv).output;
 }
 
 std::unique_ptr<Ferryd> Ferryd::start(const std::string& config, const std::vector<std::string>& extra_args,

@@ -42,6 +42,27 @@ class MockUpstream {
   std::string address_;
 };
 
+// A real redis-server on a free loopback port, without persistence. The
+// test command installs redis-server; a machine without it fails the test.
+class RedisServer {
+ public:
+  RedisServer();
+  ~RedisServer();
+  int port() const { return port_; }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
+  void kill();
+  // Starts it again on the same port (empty: it had no persistence).
+  void restart();
+  // Runs redis-cli against it; returns its output.
+  std::string cli(const std::vector<std::string>& args) const;
+
+ private:
+  void launch();
+  TempDir dir_;
+  int port_ = 0;
+  std::unique_ptr<Process> process_;
+};
+
 // A running ferryd on a temporary config and an ephemeral port.
 class Ferryd {
  public:
