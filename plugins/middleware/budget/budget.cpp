@@ -1,0 +1,283 @@
+// budget: spend limits in US dollars per API key, user, team or for everyone,
+// over a day, a month or for good, priced from a table in TOML.
+//
+// Exact under concurrency: before the call each request reserves its largest
+// possible cost (estimated prompt + max_tokens) with one atomic
+// add-if-within-limit on the shared state; when it completes, the reservation
+// is replaced by the cost of its real usage. Concurrent requests therefore
+// never spend past a budget together, on one ferryd or on several sharing
+// Redis. With the sqlite backend the ledger survives restarts.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <ferry/plugin.hpp>
+
+namespace {
+
+using ferry::sdk::Context;
+using ferry::sdk::Json;
+using ferry::sdk::LogLevel;
+using ferry::sdk::StateOp;
+using ferry::sdk::StateResult;
+using ferry::sdk::Status;
+
+enum class Scope { kGlobal, kKey, kUser, kTeam };
+enum class Period { kDay, kMonth, kTotal };
+
+struct Rule {
+  Scope scope;
+  std::string scope_name;
+  double usd;
+};
+
+struct Price {
+  double input = 0;  // USD per million tokens
+  double output = 0;
+};
+
+struct Charge {
+  std::string key;
+  double limit;
+  bool taken = false;
+};
+
+std::string format_usd(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6f", v);
+  std::string s = buf;
+  while (s.size() > 4 && s.back() == '0') s.pop_back();  // keep at least 2 decimals
+  return s;
+}
+
+std::string identity(Context& ctx, const Json& req, Scope scope) {
+  switch (scope) {
+    case Scope::kGlobal: return "all";
+    case Scope::kTeam: return std::string(ctx.tag("team").value_or(""));
+    case Scope::kUser: {
+      if (auto t = ctx.tag("user")) return std::string(*t);
+      if (auto h = ctx.header("x-ferry-user")) return std::string(*h);
+      return std::string(req.string("/user").value_or(""));
+    }
+    case Scope::kKey: {
+      if (auto t = ctx.tag("key")) return std::string(*t);
+      auto h = ctx.header("authorization");
+      if (!h) h = ctx.header("x-api-key");
+      if (!h) return {};
+      char buf[20];
+      std::snprintf(buf, sizeof buf, "h%016llx",
+                    static_cast<unsigned long long>(ferry::sdk::stable_hash(*h)));
+      return buf;
+    }
+  }
+  return {};
+}
+
+class Budget;
+
+class Spend final : public ferry::sdk::Filter {
+ public:
+  explicit Spend(Budget& owner) : owner_(owner) {}
+  Status on_request(Context& ctx, Json& req) override;
+  void on_complete(Context& ctx, const ferry_request_summary& s) override;
+
+ private:
+  Status step(Context& ctx, size_t i);
+  void give_back();
+
+  Budget& owner_;
+  std::vector<Charge> charges_;
+  Price price_;
+  double reserved_ = 0;
+  uint64_t ttl_ms_ = 0;
+};
+
+class Budget final : public ferry::sdk::Middleware {
+ public:
+  explicit Budget(ferry::sdk::Config& c) {
+    c.reject_unknown_keys({"period", "prices", "budgets", "on_unavailable", "default_completion_tokens"});
+    auto period = c.string("/period", "month");
+    if (period == "day")
+      period_ = Period::kDay;
+    else if (period == "month")
+      period_ = Period::kMonth;
+    else if (period == "total")
+      period_ = Period::kTotal;
+    else
+      c.error("/period", "must be \"day\", \"month\" or \"total\", not \"" + period + "\"");
+    period_name_ = period;
+    auto unavailable = c.string("/on_unavailable", "closed");
+    if (unavailable != "open" && unavailable != "closed")
+      c.error("/on_unavailable", "must be \"closed\" (503) or \"open\" (admit), not \"" + unavailable + "\"");
+    fail_open_ = unavailable == "open";
+    default_completion_tokens_ = c.integer("/default_completion_tokens", 256, 0, 10'000'000);
+
+    if (c.json().type("/prices") != FERRY_JSON_OBJECT)
+      c.error("/prices",
+              "is required: model = { input = USD, output = USD } per million tokens (\"*\" for any)");
+    for (const auto& model : c.keys("/prices")) {
+      std::string at = "/prices/";
+      for (char ch : model) at += ch == '~' ? "~0" : ch == '/' ? "~1" : std::string(1, ch);
+      for (const auto& k : c.keys(at))
+        if (k != "input" && k != "output")
+          c.error(at + "/" + k, "unknown key '" + k + "' (expected input, output)");
+      prices_[model] = Price{c.number(at + "/input", 0, 0, 1e6), c.number(at + "/output", 0, 0, 1e6)};
+    }
+    size_t n = c.json().size("/budgets");
+    if (n == 0) c.error("/budgets", "is required: e.g. [{ per = \"key\", usd = 10 }]");
+    for (size_t i = 0; i < n; ++i) {
+      std::string at = "/budgets/" + std::to_string(i);
+      Rule r{Scope::kKey, c.string(at + "/per", "key"), c.number(at + "/usd", 0, 0, 1e12)};
+      static const std::pair<const char*, Scope> kScopes[] = {
+          {"global", Scope::kGlobal}, {"key", Scope::kKey}, {"user", Scope::kUser}, {"team", Scope::kTeam}};
+      bool known = false;
+      for (auto [name, scope] : kScopes)
+        if (r.scope_name == name) {
+          r.scope = scope;
+          known = true;
+        }
+      if (!known)
+        c.error(at + "/per", "must be one of global, key, user, team; not \"" + r.scope_name + "\"");
+      if (!c.json().has(at + "/usd")) c.error(at, "needs usd (the budget per period, in US dollars)");
+      for (const auto& k : c.keys(at))
+        if (k != "per" && k != "usd") c.error(at + "/" + k, "unknown key '" + k + "' (expected per, usd)");
+      rules_.push_back(r);
+    }
+  }
+
+  std::unique_ptr<ferry::sdk::Filter> new_filter(Context&) override { return std::make_unique<Spend>(*this); }
+
+  const std::vector<Rule>& rules() const { return rules_; }
+  bool fail_open() const { return fail_open_; }
+  int64_t default_completion_tokens() const { return default_completion_tokens_; }
+  const std::string& period_name() const { return period_name_; }
+
+  std::optional<Price> price(std::string_view model) const {
+    auto it = prices_.find(std::string(model));
+    if (it == prices_.end()) it = prices_.find("*");
+    if (it == prices_.end()) return std::nullopt;
+    return it->second;
+  }
+
+  // The current period's name in keys ("2026-11"), and how long its counters
+  // are kept: the period plus 35 days, so last period's spend can still be read.
+  std::string period_id(uint64_t& ttl_ms) const {
+    time_t now = static_cast<time_t>(ferry::sdk::host().clock_ns(FERRY_CLOCK_REALTIME) / 1'000'000'000);
+    tm t{};
+    gmtime_r(&now, &t);
+    char buf[16];
+    const uint64_t day = 86'400'000;
+    switch (period_) {
+      case Period::kDay:
+        std::strftime(buf, sizeof buf, "%Y-%m-%d", &t);
+        ttl_ms = 36 * day;
+        return buf;
+      case Period::kMonth:
+        std::strftime(buf, sizeof buf, "%Y-%m", &t);
+        ttl_ms = 67 * day;
+        return buf;
+      case Period::kTotal: ttl_ms = 0; return "total";
+    }
+    return "total";
+  }
+
+ private:
+  Period period_ = Period::kMonth;
+  std::string period_name_;
+  bool fail_open_ = false;
+  int64_t default_completion_tokens_ = 256;
+  std::map<std::string, Price> prices_;
+  std::vector<Rule> rules_;
+};
+
+Status Spend::on_request(Context& ctx, Json& req) {
+  auto price = owner_.price(ctx.model());
+  if (!price) {
+    ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_budget_unpriced_total", 1);
+    ctx.log(LogLevel::kWarn, "budget: no price for model '" + std::string(ctx.model()) +
+                                 "' (add it, or \"*\", to prices): not charged");
+    return Status::kContinue;
+  }
+  price_ = *price;
+  int64_t max_tokens = req.integer("/max_completion_tokens")
+                           .value_or(req.integer("/max_tokens").value_or(owner_.default_completion_tokens()));
+  reserved_ = (static_cast<double>(ferry::sdk::estimate_prompt_tokens(req)) * price_.input +
+               static_cast<double>(std::max<int64_t>(0, max_tokens)) * price_.output) /
+              1e6;
+  uint64_t ttl_ms = 0;
+  std::string period = owner_.period_id(ttl_ms);
+  for (const auto& rule : owner_.rules()) {
+    std::string who = identity(ctx, req, rule.scope);
+    if (who.empty()) continue;
+    charges_.push_back({"spend:" + rule.scope_name + ":" + who + ":" + period, rule.usd});
+  }
+  ttl_ms_ = ttl_ms;
+  return step(ctx, 0);
+}
+
+Status Spend::step(Context& ctx, size_t i) {
+  if (i == charges_.size()) return Status::kContinue;
+  Charge& c = charges_[i];
+  return ctx.state_then(StateOp::add(c.key, reserved_, c.limit, ttl_ms_), [this, i](Context& ctx,
+                                                                                    const StateResult& r) {
+    Charge& c = charges_[i];
+    if (!r.ok()) {
+      ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_budget_state_errors_total", 1);
+      if (owner_.fail_open()) {
+        ctx.log(LogLevel::kWarn, "budget: state backend unavailable: admitting without checking " + c.key);
+        return step(ctx, i + 1);
+      }
+      give_back();
+      return ctx.respond_error(503, "budget_unavailable",
+                               "budgets cannot be checked right now (state backend unavailable)",
+                               "budget_unavailable");
+    }
+    if (!r.applied) {
+      give_back();
+      ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_budget_rejected_total", 1);
+      std::string who = c.key.substr(6, c.key.rfind(':') - 6);  // "key:alice"
+      return ctx.respond_error(429, "insufficient_quota",
+                               "budget exceeded: " + who + " has used $" + format_usd(r.value) + " of $" +
+                                   format_usd(c.limit) + " this " + owner_.period_name() +
+                                   " (this request may cost up to $" + format_usd(reserved_) + ")",
+                               "budget_exceeded");
+    }
+    c.taken = true;
+    if (i == 0)
+      ctx.set_response_header("x-ferry-budget-remaining-usd", format_usd(std::max(0.0, c.limit - r.value)));
+    return step(ctx, i + 1);
+  });
+}
+
+void Spend::give_back() {
+  for (auto& c : charges_)
+    if (c.taken) {
+      ferry::sdk::state_call(StateOp::add(c.key, -reserved_, c.limit), nullptr);
+      c.taken = false;
+    }
+}
+
+// The reservation becomes the real cost. Tokens the upstream did not report
+// (a failed call) cost nothing.
+void Spend::on_complete(Context&, const ferry_request_summary& s) {
+  double actual = (static_cast<double>(std::max<int64_t>(0, s.prompt_tokens)) * price_.input +
+                   static_cast<double>(std::max<int64_t>(0, s.completion_tokens)) * price_.output) /
+                  1e6;
+  bool any = false;
+  for (const auto& c : charges_) {
+    if (!c.taken) continue;
+    any = true;
+    if (actual != reserved_)
+      ferry::sdk::state_call(StateOp::add(c.key, actual - reserved_, c.limit).force(), nullptr);
+  }
+  if (any && actual > 0) ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_budget_spend_usd_total", actual);
+}
+
+}  // namespace
+
+FERRY_MIDDLEWARE_PLUGIN(Budget, "budget", "1.0.0")
