@@ -11,6 +11,8 @@ local model = os.getenv("BENCH_MODEL") or "bench"
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+-- BENCH_AUTH, if set, is sent as "Authorization: Bearer <value>" (middleware benchmarks).
+if os.getenv("BENCH_AUTH") then wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_AUTH") end
 wrk.body = '{"model":"' .. model .. '","messages":[{"role":"user","content":"hello there"}]}'
 
 function done(summary, latency, requests)
