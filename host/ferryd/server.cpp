@@ -291,14 +291,18 @@ struct Server::Impl {
       auto latency =
           std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - received);
       record(o, latency);
-      if (options.access_log)
+      if (options.access_log) {
+        // Plugins' request tags (auth's key, user, team ...), quoted as JSON strings.
+        std::string tags;
+        for (const auto& [name, value] : ctx.tags) tags += " tag." + name + "=" + Value(value).dump();
         log::get().info(
             "access request_id={} method=POST path={} status={} model={} pipeline={} provider={} tried={} "
-            "attempts={} retries={} stream={} latency_ms={} ttfb_ms={} tokens_in={} tokens_out={}{}{}",
+            "attempts={} retries={} stream={} latency_ms={} ttfb_ms={} tokens_in={} tokens_out={}{}{}{}",
             id, path, o.status, ctx.model.empty() ? "-" : ctx.model, o.pipeline.empty() ? "-" : o.pipeline,
             o.provider.empty() ? "-" : o.provider, o.tried.empty() ? "-" : o.tried, o.attempts, o.retries,
             o.stream, fmt_ms(latency), fmt_ms(o.ttfb), o.prompt_tokens, o.completion_tokens,
-            o.error.empty() ? "" : " error=", o.error.empty() ? "" : Value(o.error).dump());
+            o.error.empty() ? "" : " error=", o.error.empty() ? "" : Value(o.error).dump(), tags);
+      }
       co_return keep_alive&& out.ok() && o.status != 499;
     }
 

@@ -23,6 +23,18 @@ TEST(Middleware, RequestHooksRunInOrderAndResponseHooksInReverse) {
   EXPECT_EQ(r.json()["x_trace"], json::Value::array({"b", "a"}));
 }
 
+TEST(Middleware, TagsTravelBetweenPluginsAndIntoTheAccessLog) {
+  MockUpstream up;
+  auto f = Ferryd::start(traced(up));
+  auto r =
+      http_post(f->address(), "/v1/chat/completions", chat_body("m", "x"), {{"x-request-id", "tagged-1"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto line = f->log_line("request_id=tagged-1 ");
+  ASSERT_TRUE(line) << f->output();
+  // b read the tag a set and extended it.
+  EXPECT_NE(line->find(" tag.via=\"a,b\""), std::string::npos) << *line;
+}
+
 TEST(Middleware, ChunkHooksRunInReverseOnEveryChunk) {
   MockUpstream up;
   auto f = Ferryd::start(traced(up));

@@ -32,6 +32,9 @@ class Trace final : public ferry::sdk::Middleware {
 
   Status on_request(Context& ctx, Json& req) override {
     mark(req, name_);
+    // A tag each trace extends: proves tags travel between plugins (1.2).
+    auto via = ctx.tag("via");
+    ctx.set_tag("via", via ? std::string(*via) + "," + name_ : name_);
     if (respond_status_)
       return ctx.respond_error(respond_status_, "invalid_request_error", "refused by trace " + name_);
     if (pause_ns_) {
