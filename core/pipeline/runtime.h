@@ -153,6 +153,7 @@ class Runtime {
   const Pipeline* pipeline_for_model(std::string_view model) const;
   const std::vector<std::unique_ptr<Pipeline>>& pipelines() const { return pipelines_; }
   const std::vector<std::unique_ptr<Provider>>& providers() const { return providers_; }
+  const std::vector<std::unique_ptr<Middleware>>& middleware() const { return middleware_; }
   const config::Config& config() const { return *config_; }
 
   // An event: logged, and given to every middleware with on_event (ABI 1.1).

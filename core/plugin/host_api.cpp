@@ -220,6 +220,16 @@ ferry_status host_json_new(ferry_ctx* c, ferry_view text, ferry_json** out) {
   return FERRY_OK;
 }
 
+ferry_status host_json_parse(ferry_view text, ferry_json** out) {
+  if (!out) return FERRY_ERR_INVALID_ARGUMENT;
+  Value v;
+  if (!json::parse(sv(text), v, nullptr)) return FERRY_ERR_PARSE;
+  *out = handle(new json::Doc(json::Doc::from_value(std::move(v))));
+  return FERRY_OK;
+}
+
+void host_json_free(ferry_json* d) { delete doc(d); }
+
 ferry_status host_json_copy(ferry_ctx* c, const ferry_json* src, ferry_json** out) {
   if (!c || !src || !out) return FERRY_ERR_INVALID_ARGUMENT;
   Value* v = doc(src)->value();
@@ -358,6 +368,14 @@ ferry_status host_ctx_get_tag(const ferry_ctx* c, ferry_view name, ferry_view* o
   return FERRY_OK;
 }
 
+ferry_status host_admin_reply(ferry_admin_reply* r, int32_t status, ferry_view body) {
+  if (!r) return FERRY_ERR_INVALID_ARGUMENT;
+  std::unique_ptr<AdminReplyHandle> h(reinterpret_cast<AdminReplyHandle*>(r));
+  if (status < 100 || status > 599) status = 500;
+  h->sink->reply(status, std::string(sv(body)));
+  return FERRY_OK;
+}
+
 // ---------------------------------------------------------------- upstream
 
 UpstreamBuild* up(ferry_upstream* u) { return reinterpret_cast<UpstreamBuild*>(u); }
@@ -482,6 +500,9 @@ const ferry_host_api kHostApi = [] {
   a.state_call = host_state_call;
   a.ctx_set_tag = host_ctx_set_tag;
   a.ctx_get_tag = host_ctx_get_tag;
+  a.admin_reply = host_admin_reply;
+  a.json_parse = host_json_parse;
+  a.json_free = host_json_free;
   return a;
 }();
 

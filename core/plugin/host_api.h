@@ -1,5 +1,7 @@
 #pragma once
 
+#include <memory>
+#include <string>
 #include <vector>
 
 #include <ferry/ferry.h>
@@ -16,6 +18,19 @@ namespace ferry::plugin {
 
 // The one host service table handed to every plugin (ABI.md R5).
 const ferry_host_api* host_api();
+
+// Where an admin request's answer goes (ABI 1.2 admin_reply): the admin
+// listener implements it. ferry_admin_reply points to an AdminReplyHandle,
+// which admin_reply deletes after delivering.
+class AdminReplySink {
+ public:
+  virtual ~AdminReplySink() = default;
+  virtual void reply(int status, std::string body) = 0;  // any thread
+};
+struct AdminReplyHandle {
+  std::shared_ptr<AdminReplySink> sink;
+};
+inline ferry_admin_reply* handle(AdminReplyHandle* h) { return reinterpret_cast<ferry_admin_reply*>(h); }
 
 // The shared-state backend behind state_call (ABI 1.2). Set before plugins
 // are created, cleared after they are gone.

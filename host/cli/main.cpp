@@ -1,6 +1,7 @@
 // ferry: the command-line companion of ferryd.
 //   ferry check FILE          validate a configuration without serving
 //   ferry plugins [DIR...]    list the plugins ferryd can find
+//   ferry keys ...            manage the auth plugin's API keys (admin API)
 //   ferry version
 #include <algorithm>
 #include <filesystem>
@@ -13,12 +14,15 @@
 #include "core/config/config.h"
 #include "core/pipeline/runtime.h"
 #include "core/plugin/plugin_library.h"
+#include "host/cli/keys.h"
 
 namespace {
 
 constexpr const char* kUsage =
     "usage: ferry check FILE        validate a configuration (exit 0 if good, 2 with file:line:col errors)\n"
     "       ferry plugins [DIR...]  list the plugins found in DIRs and the built-in directories\n"
+    "       ferry keys list|create|revoke|hash ...  manage API keys of the auth plugin (ferry keys for "
+    "help)\n"
     "       ferry version\n";
 
 int check(const std::string& path) {
@@ -90,6 +94,7 @@ int main(int argc, char** argv) {
     return check(args[1]);
   }
   if (args[0] == "plugins") return plugins({args.begin() + 1, args.end()});
+  if (args[0] == "keys") return ferry::cli::keys({args.begin() + 1, args.end()});
   if (args[0] == "version") {
     std::cout << "ferry " << FERRY_SDK_VERSION_STRING << " (plugin ABI " << FERRY_ABI_MAJOR << "."
               << FERRY_ABI_MINOR << ")\n";

@@ -450,7 +450,14 @@ struct Server::Impl {
       std::string id = new_request_id();
       bool keep_alive = req.keep_alive() && !draining.load();
       BeastWriter out(conn.stream, id, keep_alive, options.idle_timeout);
-      auto [status, body] = admin_route(req);
+      // No co_await inside ?: (g++ 12 coroutine bug, see README).
+      std::pair<int, std::string> answer;
+      bool to_plugin = req.target().starts_with("/admin/plugins/") && authorized(req);
+      if (to_plugin)
+        answer = co_await admin_plugin(w, req);
+      else
+        answer = admin_route(req);
+      auto& [status, body] = answer;
       util::Headers headers;
       if (status == 401) headers.set("www-authenticate", "Bearer");
       co_await out.send_json(status, body, headers);
@@ -463,6 +470,98 @@ struct Server::Impl {
     conn.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
     conn.stream.socket().close(ignored);
     w.connections.erase(&conn);
+  }
+
+  bool authorized(const bhttp::request<bhttp::string_body>& req) const {
+    if (options.admin_token.empty()) return true;
+    std::string_view auth = req[bhttp::field::authorization];
+    return auth.starts_with("Bearer ") && same_secret(auth.substr(7), options.admin_token);
+  }
+
+  // A plugin's answer arrives from any thread; the admin coroutine waits for
+  // it on a timer that the answer cancels.
+  class PluginReply final : public plugin::AdminReplySink, public std::enable_shared_from_this<PluginReply> {
+   public:
+    explicit PluginReply(asio::any_io_executor ex) : ex_(std::move(ex)), timer_(ex_) {}
+    void reply(int status, std::string body) override {
+      {
+        std::lock_guard lock(mu_);
+        if (done_) return;
+        done_ = true;
+        status_ = status;
+        body_ = std::move(body);
+      }
+      asio::post(ex_, [self = shared_from_this()] { self->timer_.cancel(); });
+    }
+    asio::awaitable<std::optional<std::pair<int, std::string>>> wait(std::chrono::milliseconds timeout) {
+      timer_.expires_after(timeout);
+      {
+        std::lock_guard lock(mu_);
+        if (done_) co_return std::pair{status_, std::move(body_)};
+      }
+      co_await timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+      std::lock_guard lock(mu_);
+      if (!done_) {
+        done_ = true;  // a late reply is dropped
+        co_return std::nullopt;
+      }
+      co_return std::pair{status_, std::move(body_)};
+    }
+
+   private:
+    asio::any_io_executor ex_;
+    asio::steady_timer timer_;
+    std::mutex mu_;
+    bool done_ = false;
+    int status_ = 0;
+    std::string body_;
+  };
+
+  // METHOD /admin/plugins/NAME/REST goes to middleware NAME's on_admin (1.2).
+  asio::awaitable<std::pair<int, std::string>> admin_plugin(Worker& w,
+                                                            const bhttp::request<bhttp::string_body>& req) {
+    auto err = [](int status, const std::string& message, const char* code) {
+      return std::pair<int, std::string>{status,
+                                         pipeline::error_json(message, "invalid_request_error", code)};
+    };
+    std::string_view target = req.target();
+    std::string_view query;
+    if (auto q = target.find('?'); q != std::string_view::npos) {
+      query = target.substr(q + 1);
+      target = target.substr(0, q);
+    }
+    target.remove_prefix(std::string_view("/admin/plugins/").size());
+    std::string_view name = target.substr(0, target.find('/'));
+    std::string_view rest = target.substr(name.size());
+    const pipeline::Middleware* mw = nullptr;
+    for (const auto& m : runtime.middleware())
+      if (m->name == name) mw = m.get();
+    if (!mw || !mw->plugin->vt().on_admin) {
+      std::string names;
+      for (const auto& m : runtime.middleware())
+        if (m->plugin->vt().on_admin) names += (names.empty() ? "" : ", ") + m->name;
+      co_return err(404,
+                    "no middleware '" + std::string(name) +
+                        "' with an admin API (these have one: " + (names.empty() ? "none" : names) + ")",
+                    "unknown_url");
+    }
+    auto sink = std::make_shared<PluginReply>(w.io.get_executor());
+    auto* h = new plugin::AdminReplyHandle{sink};
+    std::string method(req.method_string());
+    auto fv = [](std::string_view v) { return ferry_view{v.data(), v.size()}; };
+    ferry_admin_request ar{sizeof ar, fv(method), fv(rest), fv(query), fv(req.body())};
+    ferry_status st = mw->plugin->vt().on_admin(mw->plugin->instance(), &ar, plugin::handle(h));
+    if (st != FERRY_OK) {
+      // The plugin refused without replying, so the handle is still ours.
+      delete h;
+      co_return err(
+          500, "middleware '" + mw->name + "' failed its admin request (status " + std::to_string(st) + ")",
+          "plugin_error");
+    }
+    auto answer = co_await sink->wait(std::chrono::seconds(10));
+    if (!answer)
+      co_return err(504, "middleware '" + mw->name + "' did not answer within 10 s", "plugin_timeout");
+    co_return std::move(*answer);
   }
 
   // Compares in time independent of where the strings differ.

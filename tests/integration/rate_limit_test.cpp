@@ -116,7 +116,10 @@ std::map<int, int> hammer(const std::vector<std::string>& addresses, int total, 
 
 TEST(RateLimitRedis, TwoInstancesAdmitExactlyTheLimitTogether) {
   RedisServer redis;
-  std::string state = "[state]\nbackend = \"redis\"\nurl = \"" + redis.url() + "\"\n";
+  // A generous command timeout: a busy CI machine must not make Redis look
+  // down (that path has its own test).
+  std::string state =
+      "[state]\nbackend = \"redis\"\nurl = \"" + redis.url() + "\"\ncommand_timeout_ms = 5000\n";
   auto config = limited("limits = [{ per = \"key\", requests_per_minute = 50 }]\n", state);
   auto a = Ferryd::start(config);
   auto b = Ferryd::start(config);

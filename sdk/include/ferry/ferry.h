@@ -109,11 +109,12 @@ typedef struct ferry_view {
  * given at the place it is handed over.
  */
 typedef struct ferry_plugin_handle ferry_plugin_handle; /* this plugin, for log/metrics; load..unload */
-typedef struct ferry_ctx ferry_ctx;           /* one client request; valid until on_complete returns */
-typedef struct ferry_json ferry_json;         /* a JSON document (request, response, chunk, config) */
-typedef struct ferry_upstream ferry_upstream; /* the upstream HTTP request a provider builds */
-typedef struct ferry_headers ferry_headers;   /* read-only HTTP headers */
-typedef struct ferry_sink ferry_sink;         /* where a provider delivers canonical results */
+typedef struct ferry_ctx ferry_ctx;                 /* one client request; valid until on_complete returns */
+typedef struct ferry_json ferry_json;               /* a JSON document (request, response, chunk, config) */
+typedef struct ferry_upstream ferry_upstream;       /* the upstream HTTP request a provider builds */
+typedef struct ferry_headers ferry_headers;         /* read-only HTTP headers */
+typedef struct ferry_sink ferry_sink;               /* where a provider delivers canonical results */
+typedef struct ferry_admin_reply ferry_admin_reply; /* the answer to an admin request (1.2) */
 
 /*
  * Plugin-owned types. Incomplete here; each plugin completes them privately.
@@ -323,6 +324,17 @@ typedef struct ferry_state_result {
   ferry_view data; /* GET, SCAN */
 } ferry_state_result;
 
+/* An operator's request to a middleware instance (ABI 1.2), made on the admin
+ * listener as METHOD /admin/plugins/<middleware name><path>. OWNERSHIP: host;
+ * valid until on_admin returns (copy what a later reply needs). */
+typedef struct ferry_admin_request {
+  size_t struct_size;
+  ferry_view method; /* "GET", "POST", "DELETE", ... */
+  ferry_view path;   /* after the middleware's name: "/keys/abc", or "" */
+  ferry_view query;  /* after '?', or empty */
+  ferry_view body;
+} ferry_admin_request;
+
 /* Called exactly once per state_call that returned FERRY_OK. */
 typedef void (*ferry_state_fn)(ferry_task* task, const ferry_state_result* result);
 
@@ -431,6 +443,15 @@ typedef struct ferry_host_api {
    * of the request only; the view lives until the tag is set again. */
   ferry_status (*ctx_set_tag)(ferry_ctx* ctx, ferry_view name, ferry_view value);
   ferry_status (*ctx_get_tag)(const ferry_ctx* ctx, ferry_view name, ferry_view* out);
+  /* Answers an admin request (middleware on_admin): an HTTP status and a JSON
+   * body. Exactly once per on_admin that returned FERRY_OK, from any thread,
+   * possibly before on_admin returns; the reply handle is invalid after it. */
+  ferry_status (*admin_reply)(ferry_admin_reply* reply, int32_t status, ferry_view json_body);
+  /* A document owned by the plugin, outside any request (admin bodies, stored
+   * records): parsed from json_text, freed with json_free. Any thread; one
+   * thread at a time per document. */
+  ferry_status (*json_parse)(ferry_view json_text, ferry_json** out);
+  void (*json_free)(ferry_json* doc);
 } ferry_host_api;
 
 /* ------------------------------------------------------------------------ */
@@ -518,6 +539,12 @@ typedef struct ferry_middleware_vtable {
   /* A gateway event. May run on any worker thread (or the health checker's),
    * at the same time as other calls: keep it thread-safe and quick. */
   void (*on_event)(ferry_instance* instance, const ferry_event* event);
+  /* --- ABI 1.2 --- */
+  /* An operator's request (see ferry_admin_request), on the admin thread,
+   * concurrently with request hooks. Return FERRY_OK and call
+   * host->admin_reply() once; any other status answers 500. */
+  ferry_status (*on_admin)(ferry_instance* instance, const ferry_admin_request* request,
+                           ferry_admin_reply* reply);
 } ferry_middleware_vtable;
 
 /* ------------------------------------------------------------------------ */

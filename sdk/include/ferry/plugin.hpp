@@ -307,6 +307,30 @@ class Json {
 
 // The text of every message of a chat request, in order, for estimates and
 // scoring: string contents and the text parts of part arrays.
+// A document the plugin owns, outside any request (1.2): admin bodies, records
+// kept in the shared state. Empty if the text is not JSON.
+class OwnedJson {
+ public:
+  static std::optional<OwnedJson> parse(std::string_view text) {
+    ferry_json* out = nullptr;
+    if (host().json_parse(view(text), &out) != FERRY_OK) return std::nullopt;
+    return OwnedJson(out);
+  }
+  OwnedJson(OwnedJson&& o) noexcept : doc_(std::exchange(o.doc_, nullptr)) {}
+  OwnedJson& operator=(OwnedJson&& o) noexcept {
+    std::swap(doc_, o.doc_);
+    return *this;
+  }
+  ~OwnedJson() {
+    if (doc_) host().json_free(doc_);
+  }
+  Json json() const { return Json(doc_); }
+
+ private:
+  explicit OwnedJson(ferry_json* d) : doc_(d) {}
+  ferry_json* doc_;
+};
+
 inline std::string request_text(const Json& request) {
   std::string out;
   for (size_t i = 0, n = request.size("/messages"); i < n; ++i) {
@@ -850,6 +874,33 @@ class Filter {
   virtual void on_complete(Context&, const ferry_request_summary&) {}
 };
 
+// An operator's request to a middleware (ABI 1.2): METHOD
+// /admin/plugins/<middleware name><path> on the admin listener.
+struct AdminRequest {
+  std::string_view method;
+  std::string_view path;  // "/keys/abc", or ""
+  std::string_view query;
+  std::string_view body;  // valid during on_admin only
+};
+
+// Where the answer goes: call send() exactly once, from any thread, now or
+// later (copy the handle into a state callback).
+class AdminReply {
+ public:
+  explicit AdminReply(ferry_admin_reply* r) : r_(r) {}
+  void send(int status, std::string_view json_body) const { host().admin_reply(r_, status, view(json_body)); }
+  void error(int status, std::string_view code, std::string_view message) const {
+    JsonWriter w;
+    w.begin_object().key("error").begin_object();
+    w.key("message").value(message).key("type").value("invalid_request_error").key("code").value(code);
+    w.end_object().end_object();
+    send(status, w.str());
+  }
+
+ private:
+  ferry_admin_reply* r_;
+};
+
 // One configured middleware block. Shared by all worker threads: either keep
 // it immutable and override the hooks here, or return a per-request Filter
 // from new_filter() (then the hooks run on that filter).
@@ -858,6 +909,9 @@ class Middleware : public Filter {
   virtual std::unique_ptr<Filter> new_filter(Context&) { return nullptr; }
   // A gateway event (failover, breaker, health; ABI 1.1). Any thread, concurrently.
   virtual void on_event(const ferry_event&) {}
+  // An admin request (1.2), on the admin thread: answer through `reply` and
+  // return kContinue. Anything else answers 500 (and `reply` must not be used).
+  virtual Status on_admin(const AdminRequest&, AdminReply) { return Status::kUnsupported; }
 };
 
 namespace detail {
@@ -1058,6 +1112,13 @@ struct MiddlewareGlue {
       return kOk;
     });
   }
+  static ferry_status on_admin(ferry_instance* i, const ferry_admin_request* r,
+                               ferry_admin_reply* reply) noexcept {
+    return guarded("on_admin", [&] {
+      AdminRequest req{sv(r->method), sv(r->path), sv(r->query), sv(r->body)};
+      return self<Middleware>(i)->on_admin(req, AdminReply(reply));
+    });
+  }
   static void on_complete(ferry_instance* i, ferry_filter* f, ferry_ctx* c,
                           const ferry_request_summary* s) noexcept {
     guarded("on_complete", [&] {
@@ -1090,6 +1151,8 @@ const ferry_middleware_vtable* middleware_vtable() {
       v.on_complete = &MiddlewareGlue::on_complete;
     if (!std::is_same_v<decltype(&T::on_event), decltype(&Middleware::on_event)>)
       v.on_event = &MiddlewareGlue::on_event;
+    if (!std::is_same_v<decltype(&T::on_admin), decltype(&Middleware::on_admin)>)
+      v.on_admin = &MiddlewareGlue::on_admin;
     if (!has_filter) {
       v.filter_new = nullptr;
       v.filter_free = nullptr;

@@ -1,0 +1,359 @@
+// auth: virtual API keys for clients. Keys are stored hashed (SHA-256): the
+// ones in TOML by their hash only, the ones created through the admin API in
+// the shared state, so every ferryd on the same Redis (or SQLite file) knows
+// them. A key carries an owner, an optional team, the models and pipelines it
+// may use and an expiry. The key's id, owner and team become request tags
+// that rate-limit and budget use.
+#include <fnmatch.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <cstdio>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <ferry/plugin.hpp>
+
+namespace {
+
+using ferry::sdk::AdminReply;
+using ferry::sdk::AdminRequest;
+using ferry::sdk::Context;
+using ferry::sdk::Json;
+using ferry::sdk::JsonWriter;
+using ferry::sdk::LogLevel;
+using ferry::sdk::OwnedJson;
+using ferry::sdk::StateOp;
+using ferry::sdk::StateResult;
+using ferry::sdk::Status;
+
+std::string to_hex(const unsigned char* p, size_t n) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    out += digits[p[i] >> 4];
+    out += digits[p[i] & 15];
+  }
+  return out;
+}
+
+std::string sha256_hex(std::string_view s) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(s.data()), s.size(), digest);
+  return to_hex(digest, sizeof digest);
+}
+
+int64_t now_s() {
+  return static_cast<int64_t>(ferry::sdk::host().clock_ns(FERRY_CLOCK_REALTIME) / 1'000'000'000);
+}
+
+// "2027-01-31" or "2027-01-31T12:00:00Z" -> Unix seconds; nullopt if neither.
+std::optional<int64_t> parse_date(std::string_view text) {
+  tm t{};
+  int y, mo, d, h = 0, mi = 0, s = 0;
+  std::string str(text);
+  if (std::sscanf(str.c_str(), "%4d-%2d-%2dT%2d:%2d:%2dZ", &y, &mo, &d, &h, &mi, &s) != 6 &&
+      (str.size() != 10 || std::sscanf(str.c_str(), "%4d-%2d-%2d", &y, &mo, &d) != 3))
+    return std::nullopt;
+  t.tm_year = y - 1900;
+  t.tm_mon = mo - 1;
+  t.tm_mday = d;
+  t.tm_hour = h;
+  t.tm_min = mi;
+  t.tm_sec = s;
+  return static_cast<int64_t>(timegm(&t));
+}
+
+struct KeyRecord {
+  std::string id;  // the first 12 hex digits of the hash: safe to log and to show
+  std::string owner;
+  std::string team;
+  std::vector<std::string> models;     // globs; empty: all
+  std::vector<std::string> pipelines;  // empty: all
+  int64_t created = 0;
+  int64_t expires = 0;  // Unix seconds; 0: never
+  bool revoked = false;
+  bool from_config = false;
+
+  std::string to_json() const {
+    JsonWriter w;
+    w.begin_object().key("id").value(id).key("owner").value(owner).key("team").value(team);
+    w.key("models").begin_array();
+    for (const auto& m : models) w.value(m);
+    w.end_array().key("pipelines").begin_array();
+    for (const auto& p : pipelines) w.value(p);
+    w.end_array();
+    w.key("created").value(created).key("expires").value(expires).key("revoked").value(revoked);
+    if (from_config) w.key("source").value("config");
+    w.end_object();
+    return w.str();
+  }
+  static std::vector<std::string> strings(const Json& j, const std::string& at) {
+    std::vector<std::string> out;
+    for (size_t i = 0, n = j.size(at); i < n; ++i)
+      if (auto s = j.string(at + "/" + std::to_string(i))) out.emplace_back(*s);
+    return out;
+  }
+  static std::optional<KeyRecord> from_json(std::string_view text) {
+    auto doc = OwnedJson::parse(text);
+    if (!doc) return std::nullopt;
+    Json j = doc->json();
+    KeyRecord r;
+    r.id = std::string(j.string("/id").value_or(""));
+    r.owner = std::string(j.string("/owner").value_or(""));
+    r.team = std::string(j.string("/team").value_or(""));
+    r.models = strings(j, "/models");
+    r.pipelines = strings(j, "/pipelines");
+    r.created = j.integer("/created").value_or(0);
+    r.expires = j.integer("/expires").value_or(0);
+    r.revoked = j.boolean("/revoked").value_or(false);
+    if (r.id.empty()) return std::nullopt;
+    return r;
+  }
+};
+
+bool matches_any(const std::vector<std::string>& globs, std::string_view value) {
+  if (globs.empty()) return true;
+  std::string v(value);
+  for (const auto& g : globs)
+    if (fnmatch(g.c_str(), v.c_str(), 0) == 0) return true;
+  return false;
+}
+
+class Auth final : public ferry::sdk::Middleware {
+ public:
+  explicit Auth(ferry::sdk::Config& c) {
+    c.reject_unknown_keys({"keys", "admin_keys", "cache_ms"});
+    admin_keys_ = c.json().boolean("/admin_keys").value_or(true);
+    cache_ns_ = static_cast<uint64_t>(c.integer("/cache_ms", 5000, 0, 3'600'000)) * 1'000'000;
+    for (size_t i = 0, n = c.json().size("/keys"); i < n; ++i) {
+      std::string at = "/keys/" + std::to_string(i);
+      for (const auto& k : c.keys(at))
+        if (k != "sha256" && k != "owner" && k != "team" && k != "models" && k != "pipelines" &&
+            k != "expires")
+          c.error(at + "/" + k,
+                  "unknown key '" + k + "' (expected sha256, owner, team, models, pipelines, expires)");
+      std::string hash = c.required_string(at + "/sha256");
+      if (hash.size() != 64 || hash.find_first_not_of("0123456789abcdef") != std::string::npos)
+        c.error(at + "/sha256",
+                "must be the key's SHA-256 as 64 lowercase hex digits (ferry keys hash KEY prints it)");
+      KeyRecord r;
+      r.id = hash.substr(0, 12);
+      r.owner = c.required_string(at + "/owner");
+      r.team = c.string(at + "/team");
+      r.models = KeyRecord::strings(c.json(), at + "/models");
+      r.pipelines = KeyRecord::strings(c.json(), at + "/pipelines");
+      r.from_config = true;
+      if (auto e = c.json().string(at + "/expires")) {
+        auto t = parse_date(*e);
+        if (!t) c.error(at + "/expires", "must be a date, \"2027-01-31\" or \"2027-01-31T12:00:00Z\"");
+        r.expires = t.value_or(0);
+      }
+      config_keys_[hash] = std::move(r);
+    }
+    if (config_keys_.empty() && !admin_keys_)
+      c.error("", "no keys: list some in keys = [...] or leave admin_keys = true");
+  }
+
+  Status on_request(Context& ctx, Json&) override {
+    std::optional<std::string_view> token;
+    if (auto h = ctx.header("authorization"); h && h->size() > 7 && h->substr(0, 7) == "Bearer ")
+      token = h->substr(7);
+    else
+      token = ctx.header("x-api-key");
+    if (!token || token->empty())
+      return ctx.respond_error(401, "authentication_error",
+                               "missing API key: send it as Authorization: Bearer <key> or x-api-key: <key>",
+                               "missing_api_key");
+    std::string hash = sha256_hex(*token);
+    if (auto it = config_keys_.find(hash); it != config_keys_.end()) return admit(ctx, it->second);
+    if (!admin_keys_) return invalid(ctx);
+    if (auto cached = from_cache(hash)) return cached->id.empty() ? invalid(ctx) : admit(ctx, *cached);
+    return ctx.state_then(StateOp::get("key:" + hash), [this, hash](Context& ctx, const StateResult& r) {
+      if (r.unavailable()) {
+        ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_auth_state_errors_total", 1);
+        return ctx.respond_error(503, "authentication_error",
+                                 "API keys cannot be checked right now (state backend unavailable)",
+                                 "auth_unavailable");
+      }
+      std::optional<KeyRecord> rec;
+      if (r.ok()) rec = KeyRecord::from_json(r.data);
+      remember(hash, rec.value_or(KeyRecord{}));  // unknown keys too: a flood of bad keys stays local
+      return rec ? admit(ctx, *rec) : invalid(ctx);
+    });
+  }
+
+  Status on_admin(const AdminRequest& req, AdminReply reply) override {
+    if (req.path == "/keys" && req.method == "GET") return list(reply);
+    if (req.path == "/keys" && req.method == "POST") return create(req, reply);
+    if (req.path.starts_with("/keys/") && req.method == "DELETE")
+      return revoke(std::string(req.path.substr(6)), reply);
+    reply.error(404, "unknown_url", "auth admin routes: GET /keys, POST /keys, DELETE /keys/ID");
+    return Status::kContinue;
+  }
+
+ private:
+  static Status invalid(Context& ctx) {
+    ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_auth_rejected_total{reason=\"invalid\"}", 1);
+    return ctx.respond_error(401, "authentication_error", "invalid API key", "invalid_api_key");
+  }
+
+  Status admit(Context& ctx, const KeyRecord& k) {
+    auto refuse = [&](int status, const char* reason, const std::string& message) {
+      ferry::sdk::metric(FERRY_METRIC_COUNTER,
+                         std::string("ferry_auth_rejected_total{reason=\"") + reason + "\"}", 1);
+      return ctx.respond_error(status, status == 401 ? "authentication_error" : "permission_error", message,
+                               reason);
+    };
+    if (k.revoked) return refuse(401, "revoked_api_key", "API key " + k.id + " has been revoked");
+    if (k.expires && now_s() >= k.expires)
+      return refuse(401, "expired_api_key", "API key " + k.id + " has expired");
+    if (!matches_any(k.models, ctx.model()))
+      return refuse(403, "model_not_allowed",
+                    "API key " + k.id + " may not use model '" + std::string(ctx.model()) + "'");
+    if (!matches_any(k.pipelines, ctx.pipeline()))
+      return refuse(403, "pipeline_not_allowed",
+                    "API key " + k.id + " may not use pipeline '" + std::string(ctx.pipeline()) + "'");
+    ctx.set_tag("key", k.id);
+    ctx.set_tag("user", k.owner);
+    if (!k.team.empty()) ctx.set_tag("team", k.team);
+    return Status::kContinue;
+  }
+
+  // Keys read from the state are trusted for cache_ms: a revocation on
+  // another instance takes effect within that time (at once on this one).
+  std::optional<KeyRecord> from_cache(const std::string& hash) {
+    if (!cache_ns_) return std::nullopt;
+    std::lock_guard lock(mu_);
+    auto it = cache_.find(hash);
+    if (it == cache_.end() || ferry::sdk::monotonic_ns() - it->second.second > cache_ns_) return std::nullopt;
+    return it->second.first;
+  }
+  void remember(const std::string& hash, KeyRecord rec) {
+    if (!cache_ns_) return;
+    std::lock_guard lock(mu_);
+    if (cache_.size() > 100'000) cache_.clear();
+    cache_[hash] = {std::move(rec), ferry::sdk::monotonic_ns()};
+  }
+  void forget(const std::string& hash) {
+    std::lock_guard lock(mu_);
+    cache_.erase(hash);
+  }
+
+  Status list(AdminReply reply) {
+    std::string config_part;
+    for (const auto& [hash, rec] : config_keys_)
+      config_part += (config_part.empty() ? "" : ",") + rec.to_json();
+    ferry::sdk::state_call(StateOp::scan("key:", 100'000), [reply, config_part](const StateResult& r) {
+      if (!r.ok()) return reply.error(503, "state_unavailable", "the state backend cannot be reached");
+      std::string items = config_part;
+      if (auto doc = OwnedJson::parse(r.data)) {
+        Json j = doc->json();
+        for (size_t i = 0, n = j.size(); i < n; ++i)
+          if (auto v = j.string("/" + std::to_string(i) + "/value"))
+            if (auto rec = KeyRecord::from_json(*v)) items += (items.empty() ? "" : ",") + rec->to_json();
+      }
+      reply.send(200, "{\"keys\":[" + items + "]}");
+    });
+    return Status::kContinue;
+  }
+
+  Status create(const AdminRequest& req, AdminReply reply) {
+    if (!admin_keys_) {
+      reply.error(409, "admin_keys_disabled",
+                  "this auth block has admin_keys = false: keys come from its TOML only");
+      return Status::kContinue;
+    }
+    auto body = OwnedJson::parse(req.body.empty() ? std::string_view("{}") : req.body);
+    if (!body || body->json().type() != FERRY_JSON_OBJECT) {
+      reply.error(400, "invalid_json",
+                  "the body must be a JSON object: {\"owner\": ..., \"team\": ..., ...}");
+      return Status::kContinue;
+    }
+    Json j = body->json();
+    KeyRecord rec;
+    rec.owner = std::string(j.string("/owner").value_or(""));
+    if (rec.owner.empty()) {
+      reply.error(400, "missing_owner", "owner is required");
+      return Status::kContinue;
+    }
+    rec.team = std::string(j.string("/team").value_or(""));
+    rec.models = KeyRecord::strings(j, "/models");
+    rec.pipelines = KeyRecord::strings(j, "/pipelines");
+    rec.created = now_s();
+    if (auto days = j.number("/expires_in_days"))
+      rec.expires = rec.created + static_cast<int64_t>(*days * 86400);
+    if (auto at = j.string("/expires")) {
+      auto t = parse_date(*at);
+      if (!t) {
+        reply.error(400, "invalid_expires", "expires must be \"2027-01-31\" or \"2027-01-31T12:00:00Z\"");
+        return Status::kContinue;
+      }
+      rec.expires = *t;
+    }
+    unsigned char random[24];
+    if (RAND_bytes(random, sizeof random) != 1) {
+      reply.error(500, "no_randomness", "could not draw a random key");
+      return Status::kContinue;
+    }
+    std::string key = "fk-" + to_hex(random, sizeof random);
+    std::string hash = sha256_hex(key);
+    rec.id = hash.substr(0, 12);
+    std::string record = rec.to_json();
+    ferry::sdk::state_call(StateOp::set("id:" + rec.id, hash, 0, true), [reply, hash, record, key,
+                                                                         id = rec.id](const StateResult& r) {
+      if (!r.ok()) return reply.error(503, "state_unavailable", "the state backend cannot be reached");
+      if (!r.applied) return reply.error(409, "id_collision", "key id " + id + " exists; try again");
+      ferry::sdk::state_call(StateOp::set("key:" + hash, record), [reply, record, key](const StateResult& r) {
+        if (!r.ok()) return reply.error(503, "state_unavailable", "the state backend cannot be reached");
+        // The key itself is in this answer and nowhere else.
+        std::string out = record;
+        out.insert(
+            1, "\"key\":" + ferry::sdk::json_quote(key) + ",\"note\":\"shown once: only its hash is kept\",");
+        reply.send(201, out);
+      });
+    });
+    return Status::kContinue;
+  }
+
+  Status revoke(std::string id, AdminReply reply) {
+    for (const auto& [hash, rec] : config_keys_)
+      if (rec.id == id) {
+        reply.error(409, "config_key", "key " + id + " is defined in the TOML: remove it there");
+        return Status::kContinue;
+      }
+    ferry::sdk::state_call(StateOp::get("id:" + id), [this, reply, id](const StateResult& r) {
+      if (r.not_found()) return reply.error(404, "unknown_key", "no key with id " + id);
+      if (!r.ok()) return reply.error(503, "state_unavailable", "the state backend cannot be reached");
+      std::string hash(r.data);
+      ferry::sdk::state_call(StateOp::get("key:" + hash), [this, reply, id, hash](const StateResult& r) {
+        std::optional<KeyRecord> rec;
+        if (r.ok()) rec = KeyRecord::from_json(r.data);
+        if (!rec) return reply.error(404, "unknown_key", "no key with id " + id);
+        rec->revoked = true;
+        std::string record = rec->to_json();
+        ferry::sdk::state_call(
+            StateOp::set("key:" + hash, record), [this, reply, hash, record](const StateResult& r) {
+              if (!r.ok())
+                return reply.error(503, "state_unavailable", "the state backend cannot be reached");
+              forget(hash);
+              reply.send(200, record);
+            });
+      });
+    });
+    return Status::kContinue;
+  }
+
+  bool admin_keys_ = true;
+  uint64_t cache_ns_ = 0;
+  std::map<std::string, KeyRecord> config_keys_;  // by SHA-256
+  std::mutex mu_;
+  std::map<std::string, std::pair<KeyRecord, uint64_t>> cache_;  // hash -> record (id empty: unknown), when
+};
+
+}  // namespace
+
+FERRY_MIDDLEWARE_PLUGIN(Auth, "auth", "1.0.0")

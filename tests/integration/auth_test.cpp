@@ -1,0 +1,130 @@
+// The auth middleware through the real ferryd: keys in TOML (by hash), keys
+// made, listed and revoked with `ferry keys` over the admin API, shared by two
+// instances on a real Redis, and feeding rate-limit through request tags.
+#include <thread>
+
+#include "tests/integration/common.h"
+
+namespace ferry::test {
+namespace {
+
+// SHA-256 of "sk-test-alice".
+constexpr const char* kAliceHash = "4d692786b022a5d5a48381dcaf1e5e346366feb5579a1d699de2991d153b05f9";
+
+std::string with_auth(const std::string& auth_options, const std::string& state_block = "",
+                      const std::string& more_middleware = "", const std::string& more_blocks = "") {
+  return "[log]\nlevel = \"info\"\n\n" + state_block + "\n[providers.mock]\nplugin = \"mock\"\n\n" +
+         "[middleware.auth]\nplugin = \"auth\"\n" + auth_options + "\n" + more_blocks +
+         "\n[pipelines.default]\nmodels = [\"m\", \"other\"]\nproviders = [\"mock\"]\nmiddleware = "
+         "[\"auth\"" +
+         more_middleware + "]\n";
+}
+
+int ask(const Ferryd& f, const HeaderList& headers, const std::string& model = "m") {
+  return http_post(f.address(), "/v1/chat/completions", chat_body(model, "hi"), headers).status;
+}
+HeaderList bearer(const std::string& k) { return {{"authorization", "Bearer " + k}}; }
+
+// `ferry keys ...` against f's admin listener; {status, output}.
+RunResult keys(const Ferryd& f, std::vector<std::string> args) {
+  std::vector<std::string> argv{FERRY_TEST_CLI, "keys"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.push_back("--admin");
+  argv.push_back(f.admin_address());
+  return run(argv);
+}
+
+TEST(Auth, KeysFromTheTomlAreKnownByTheirHashOnly) {
+  auto f = Ferryd::start(with_auth("keys = [\n  { sha256 = \"" + std::string(kAliceHash) +
+                                   "\", owner = \"alice\", models = [\"m\"] },\n  { sha256 = \"" +
+                                   std::string(64, 'a') +
+                                   "\", owner = \"old\", expires = \"2020-01-01\" },\n]\n"));
+  auto missing = http_post(f->address(), "/v1/chat/completions", chat_body("m", "hi"));
+  EXPECT_EQ(missing.status, 401);
+  EXPECT_EQ(missing.json()["error"]["code"], "missing_api_key");
+  auto wrong = http_post(f->address(), "/v1/chat/completions", chat_body("m", "hi"), bearer("sk-nope"));
+  EXPECT_EQ(wrong.status, 401);
+  EXPECT_EQ(wrong.json()["error"]["code"], "invalid_api_key");
+  EXPECT_EQ(ask(*f, bearer("sk-test-alice")), 200);
+  EXPECT_EQ(ask(*f, {{"x-api-key", "sk-test-alice"}}), 200);
+  auto model =
+      http_post(f->address(), "/v1/chat/completions", chat_body("other", "hi"), bearer("sk-test-alice"));
+  EXPECT_EQ(model.status, 403);
+  EXPECT_NE(model.json()["error"]["message"].get<std::string>().find("may not use model 'other'"),
+            std::string::npos);
+  // Streaming clients are refused the same way, before any event.
+  auto stream = http_post_sse(f->address(), "/v1/chat/completions", chat_body("m", "hi", R"("stream":true)"));
+  EXPECT_EQ(stream.status, 401);
+  // The access log names the key by its id, never by the key.
+  ASSERT_TRUE(f->log_line("tag.user=\"alice\""));
+  EXPECT_EQ(f->output().find("sk-test-alice"), std::string::npos);
+}
+
+TEST(Auth, TheCliCreatesListsAndRevokesKeys) {
+  auto f = Ferryd::start(with_auth(""));
+  auto created = keys(*f, {"create", "--owner", "bob", "--team", "search", "--models", "m"});
+  ASSERT_EQ(created.status, 0) << created.output;
+  auto key = created.output.substr(0, created.output.find('\n'));
+  ASSERT_TRUE(key.starts_with("fk-")) << created.output;
+  EXPECT_NE(created.output.find("shown once"), std::string::npos);
+  EXPECT_EQ(ask(*f, bearer(key)), 200);
+  EXPECT_EQ(ask(*f, bearer(key), "other"), 403);
+
+  auto listed = keys(*f, {"list"});
+  ASSERT_EQ(listed.status, 0) << listed.output;
+  EXPECT_NE(listed.output.find("bob"), std::string::npos) << listed.output;
+  EXPECT_NE(listed.output.find("search"), std::string::npos) << listed.output;
+  EXPECT_EQ(listed.output.find(key), std::string::npos) << "a listing never shows a key";
+  // The id is the first column of the second line.
+  auto line = listed.output.substr(listed.output.find('\n') + 1);
+  std::string id = line.substr(0, line.find(' '));
+  ASSERT_EQ(id.size(), 12u) << listed.output;
+
+  auto revoked = keys(*f, {"revoke", id});
+  ASSERT_EQ(revoked.status, 0) << revoked.output;
+  auto refused = http_post(f->address(), "/v1/chat/completions", chat_body("m", "hi"), bearer(key));
+  EXPECT_EQ(refused.status, 401);
+  EXPECT_EQ(refused.json()["error"]["code"], "revoked_api_key");
+  EXPECT_EQ(keys(*f, {"revoke", "000000000000"}).status, 1);
+}
+
+TEST(AuthRedis, AKeyMadeOnOneInstanceWorksOnAnotherUntilRevoked) {
+  RedisServer redis;
+  std::string state = "[state]\nbackend = \"redis\"\nurl = \"" + redis.url() + "\"\n";
+  auto config = with_auth("cache_ms = 200\n", state);
+  auto a = Ferryd::start(config);
+  auto b = Ferryd::start(config);
+  auto created = keys(*a, {"create", "--owner", "carol"});
+  ASSERT_EQ(created.status, 0) << created.output;
+  auto key = created.output.substr(0, created.output.find('\n'));
+  EXPECT_EQ(ask(*b, bearer(key)), 200);
+  auto line = keys(*b, {"list"}).output;
+  line = line.substr(line.find('\n') + 1);
+  ASSERT_EQ(keys(*b, {"revoke", line.substr(0, line.find(' '))}).status, 0);
+  EXPECT_TRUE(eventually([&] { return ask(*a, bearer(key)) == 401; }))
+      << "revocation did not reach the other instance";
+}
+
+TEST(Auth, TagsLetRateLimitCountATeamAcrossItsKeys) {
+  auto f = Ferryd::start(with_auth("", "", ", \"limits\"",
+                                   "[middleware.limits]\nplugin = \"rate-limit\"\n"
+                                   "limits = [{ per = \"team\", requests_per_minute = 3 }]\n"));
+  auto k1 = keys(*f, {"create", "--owner", "dan", "--team", "blue"}).output;
+  auto k2 = keys(*f, {"create", "--owner", "eve", "--team", "blue"}).output;
+  k1 = k1.substr(0, k1.find('\n'));
+  k2 = k2.substr(0, k2.find('\n'));
+  EXPECT_EQ(ask(*f, bearer(k1)), 200);
+  EXPECT_EQ(ask(*f, bearer(k2)), 200);
+  EXPECT_EQ(ask(*f, bearer(k1)), 200);
+  EXPECT_EQ(ask(*f, bearer(k2)), 429) << "team blue's third request was its last";
+}
+
+TEST(Auth, ExplainsAnUnknownAdminRoute) {
+  auto f = Ferryd::start(with_auth(""));
+  auto r = http_get(f->admin_address(), "/admin/plugins/nope/keys");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_NE(r.body.find("these have one: auth"), std::string::npos) << r.body;
+}
+
+}  // namespace
+}  // namespace ferry::test
