@@ -89,6 +89,10 @@ std::vector<std::string> response_to_chunks(const Value& r, bool include_usage) 
     for (const auto& c : *choices) {
       Value delta = Value::object();
       if (auto m = c.find("message"); m != c.end() && m->is_object()) delta = *m;
+      // Streamed tool calls carry their position (clients merge deltas by it).
+      if (auto calls = delta.find("tool_calls"); calls != delta.end() && calls->is_array())
+        for (size_t i = 0; i < calls->size(); ++i)
+          if ((*calls)[i].is_object() && !(*calls)[i].contains("index")) (*calls)[i]["index"] = i;
       Value chunk = base;
       chunk["choices"] =
           Value::array({{{"index", c.value("index", 0)}, {"delta", delta}, {"finish_reason", nullptr}}});
@@ -136,6 +140,25 @@ class Call {
     bool sent = co_await out_.send_json(status, error_json(message, type, code), ctx_.response_headers);
     if (!sent) o_.status = 499;
   }
+  // The answer a plugin gave with FERRY_RESPOND. A 200 to a client that asked
+  // for a stream is replayed as one (a cached answer, say): a streaming
+  // client always gets Server-Sent Events. Its usage is not upstream usage,
+  // so it is not counted as such.
+  asio::awaitable<bool> send_respond() {
+    ctx_.response_started = true;
+    o_.ttfb = since_start();
+    if (ctx_.stream && ctx_.respond_status == 200) {
+      Value v = Value::parse(ctx_.respond_body, nullptr, false);
+      if (v.is_object() && v.contains("choices")) {
+        out_.begin_events(ctx_.response_headers);
+        for (const auto& chunk : response_to_chunks(v, include_usage_)) out_.queue_event(chunk);
+        out_.queue_event("[DONE]");
+        out_.end_events();
+        co_return co_await out_.flush();
+      }
+    }
+    co_return co_await out_.send_json(ctx_.respond_status, ctx_.respond_body, ctx_.response_headers);
+  }
   asio::awaitable<void> reply_failure(const Failure& f) {
     co_await reply_error(f.status, f.message, f.type, f.code, f.retry_after);
   }
@@ -164,6 +187,14 @@ class Call {
   }
 
   asio::awaitable<bool> run_on_request();
+  void read_stream_options() {
+    const Value* req = ctx_.request.value();
+    auto stream = req->find("stream");
+    ctx_.stream = o_.stream = stream != req->end() && stream->is_boolean() && stream->get<bool>();
+    include_usage_ = false;
+    if (auto so = req->find("stream_options"); so != req->end() && so->is_object())
+      include_usage_ = so->value("include_usage", false);
+  }
   asio::awaitable<bool> deliver_response(Doc& response, const Provider& p);
   asio::awaitable<bool> deliver_chunk(Doc chunk);
   void start_stream() {
@@ -374,6 +405,9 @@ asio::awaitable<Outcome> Call::run() {
   }
   if (deadline_ms_) deadline_ = ctx_.received_at + std::chrono::milliseconds(deadline_ms_);
 
+  // What the client asked for, as on_request sees it (ctx_get FERRY_CTX_STREAM).
+  read_stream_options();
+
   // ---- middleware, in pipeline order
   bool proceed = co_await run_on_request();
   if (!proceed) {
@@ -381,14 +415,10 @@ asio::awaitable<Outcome> Call::run() {
     co_return o_;
   }
   // Middleware may have switched streaming on or off.
+  read_stream_options();
   req = ctx_.request.value();
-  auto stream = req->find("stream");
-  ctx_.stream = o_.stream = stream != req->end() && stream->is_boolean() && stream->get<bool>();
   if (auto m = req->find("model"); m != req->end() && m->is_string())
     requested_model_ = m->get<std::string>();
-  include_usage_ = false;
-  if (auto so = req->find("stream_options"); so != req->end() && so->is_object())
-    include_usage_ = so->value("include_usage", false);
 
   // ---- providers, in the router's order; each failure may fail over
   auto order = co_await choose_providers();
@@ -574,9 +604,7 @@ asio::awaitable<bool> Call::run_on_request() {
     if (r.status == FERRY_RESPOND && ctx_.respond_status) {
       o_.status = ctx_.respond_status;
       o_.provider = "";
-      ctx_.response_started = true;
-      o_.ttfb = since_start();
-      bool sent = co_await out_.send_json(ctx_.respond_status, ctx_.respond_body, ctx_.response_headers);
+      bool sent = co_await send_respond();
       if (!sent) o_.status = 499;
       if (ctx_.respond_status >= 400) o_.error = "answered by middleware '" + m->name + "'";
       co_return false;
@@ -666,10 +694,8 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
   if (st == FERRY_RESPOND && ctx_.respond_status) {
     // The router answers itself (ABI 1.1), e.g. no provider can serve this.
     o_.status = ctx_.respond_status;
-    ctx_.response_started = true;
-    o_.ttfb = since_start();
     if (ctx_.respond_status >= 400) o_.error = "answered by router '" + pipeline_->router_name + "'";
-    bool sent = co_await out_.send_json(ctx_.respond_status, ctx_.respond_body, ctx_.response_headers);
+    bool sent = co_await send_respond();
     if (!sent) o_.status = 499;
     co_return std::nullopt;
   }

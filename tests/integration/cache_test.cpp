@@ -1,0 +1,110 @@
+// The cache middleware through the real ferryd, in front of the project's
+// mock upstream (which counts what reaches it): hits skip the upstream, a
+// streamed answer is stored and replayed as a stream or as JSON, no-cache
+// bypasses, entries expire and are evicted, and two instances share entries
+// through a real Redis.
+#include <thread>
+
+#include "tests/integration/common.h"
+
+namespace ferry::test {
+namespace {
+
+std::string cached(const MockUpstream& up, const std::string& cache_options,
+                   const std::string& state_block = "") {
+  return "[log]\naccess_log = false\n\n" + state_block + "\n" + openai_provider("up", up) +
+         "[middleware.cache]\nplugin = \"cache\"\n" + cache_options +
+         "\n[pipelines.default]\nmodels = [\"m\"]\nproviders = [\"up\"]\nmiddleware = [\"cache\"]\n";
+}
+
+HttpResponse ask(const Ferryd& f, const std::string& text, const std::string& extra = "",
+                 const HeaderList& headers = {}) {
+  return http_post(f.address(), "/v1/chat/completions", chat_body("m", text, extra), headers);
+}
+
+std::string content(const HttpResponse& r) { return r.json()["choices"][0]["message"]["content"]; }
+
+TEST(Cache, AnIdenticalRequestIsAnsweredWithoutTheUpstream) {
+  MockUpstream up;
+  auto f = Ferryd::start(cached(up, ""));
+  auto first = ask(*f, "what is ferry", R"("temperature":0)");
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.header("x-ferry-cache"), "miss");
+  auto second = ask(*f, "what is ferry", R"("temperature":0,"user":"someone-else","stream":false)");
+  ASSERT_EQ(second.status, 200) << second.body;
+  EXPECT_EQ(second.header("x-ferry-cache"), "hit") << "user and stream do not change the answer";
+  EXPECT_EQ(content(second), content(first));
+  EXPECT_EQ(up.requests(), 1);
+  // A parameter that changes the answer is another entry.
+  EXPECT_EQ(ask(*f, "what is ferry", R"("temperature":0.7)").header("x-ferry-cache"), "miss");
+  EXPECT_EQ(up.requests(), 2);
+}
+
+TEST(Cache, AStreamedAnswerIsStoredAndReplayedAsAStreamOrAsJson) {
+  MockUpstream up;
+  auto f = Ferryd::start(cached(up, ""));
+  auto body = chat_body("m", "tell me a story", R"("stream":true)");
+  auto first = http_post_sse(f->address(), "/v1/chat/completions", body);
+  ASSERT_TRUE(first.ends_with_done()) << first.raw;
+  EXPECT_EQ(first.header("x-ferry-cache"), "miss");
+  ASSERT_EQ(up.requests(), 1);
+
+  auto replay = http_post_sse(f->address(), "/v1/chat/completions", body);
+  EXPECT_EQ(replay.header("x-ferry-cache"), "hit");
+  ASSERT_TRUE(replay.ends_with_done()) << replay.raw;
+  EXPECT_EQ(replay.content(), first.content());
+  EXPECT_EQ(replay.chunks().back()["choices"][0]["finish_reason"], "stop");
+
+  auto whole = ask(*f, "tell me a story");
+  EXPECT_EQ(whole.header("x-ferry-cache"), "hit");
+  EXPECT_EQ(content(whole), first.content());
+  EXPECT_EQ(up.requests(), 1);
+}
+
+TEST(Cache, AStreamCutOffMidwayIsNeverStored) {
+  MockUpstream up;
+  auto f = Ferryd::start(cached(up, ""));
+  up.set_faults(R"({"reset_after":2,"count":1})");
+  auto cut = http_post_sse(f->address(), "/v1/chat/completions",
+                           chat_body("m", "one two three four", R"("stream":true)"));
+  ASSERT_NE(cut.raw.find("stream_interrupted"), std::string::npos) << cut.raw;
+  EXPECT_EQ(ask(*f, "one two three four").header("x-ferry-cache"), "miss");
+}
+
+TEST(Cache, NoCacheBypassesAndNoStoreKeepsNothing) {
+  MockUpstream up;
+  auto f = Ferryd::start(cached(up, ""));
+  ask(*f, "hello");
+  EXPECT_EQ(ask(*f, "hello", "", {{"cache-control", "no-cache"}}).header("x-ferry-cache"), "bypass");
+  EXPECT_EQ(up.requests(), 2);
+  EXPECT_EQ(ask(*f, "fresh", "", {{"cache-control", "no-store"}}).header("x-ferry-cache"), "bypass");
+  EXPECT_EQ(ask(*f, "fresh").header("x-ferry-cache"), "miss");
+}
+
+TEST(Cache, EntriesExpireAndTheOldestAreEvicted) {
+  MockUpstream up;
+  auto f = Ferryd::start(cached(up, "ttl_s = 1\nmax_entries = 2\n"));
+  ask(*f, "a");
+  ask(*f, "b");
+  ask(*f, "c");  // evicts a, the least recently used
+  EXPECT_EQ(ask(*f, "c").header("x-ferry-cache"), "hit");
+  EXPECT_EQ(ask(*f, "a").header("x-ferry-cache"), "miss");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  EXPECT_EQ(ask(*f, "c").header("x-ferry-cache"), "miss") << "past its ttl";
+}
+
+TEST(CacheRedis, InstancesShareWhatAnyOfThemStored) {
+  MockUpstream up;
+  RedisServer redis;
+  auto config =
+      cached(up, "shared = true\n", "[state]\nbackend = \"redis\"\nurl = \"" + redis.url() + "\"\n");
+  auto a = Ferryd::start(config);
+  auto b = Ferryd::start(config);
+  auto first = ask(*a, "shared answer");
+  EXPECT_EQ(first.header("x-ferry-cache"), "miss");
+  EXPECT_TRUE(eventually([&] { return ask(*b, "shared answer").header("x-ferry-cache") == "hit"; }));
+  EXPECT_EQ(up.requests(), 1);
+}
+
+}  // namespace
+}  // namespace ferry::test
