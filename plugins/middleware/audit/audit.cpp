@@ -1,0 +1,248 @@
+// audit: an append-only JSON-lines record of every request, optionally with
+// the request and response bodies (secrets redacted), rotated by size.
+//
+// It never blocks the request path: on_complete only queues the line, and a
+// writer thread of the plugin's own does the file work. When the writer falls
+// behind by more than max_queue lines, new lines are dropped and counted
+// (ferry_audit_dropped_total) rather than slowing requests down.
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <mutex>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <ferry/plugin.hpp>
+
+namespace {
+
+using ferry::sdk::Context;
+using ferry::sdk::Json;
+using ferry::sdk::JsonWriter;
+using ferry::sdk::LogLevel;
+using ferry::sdk::Status;
+
+class Writer {
+ public:
+  Writer(std::string path, uint64_t max_bytes, int keep, size_t max_queue)
+      : path_(std::move(path)), max_bytes_(max_bytes), keep_(keep), max_queue_(max_queue) {
+    file_ = std::fopen(path_.c_str(), "a");
+    if (file_) size_ = static_cast<uint64_t>(std::ftell(file_));
+    thread_ = std::thread([this] { run(); });
+  }
+  ~Writer() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+    if (file_) std::fclose(file_);
+  }
+  bool ok() const { return file_ != nullptr; }
+
+  void push(std::string line) {
+    {
+      std::lock_guard lock(mu_);
+      if (queue_.size() >= max_queue_) {
+        ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_audit_dropped_total", 1);
+        return;
+      }
+      queue_.push_back(std::move(line));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && stopping_) return;
+      std::deque<std::string> batch;
+      batch.swap(queue_);
+      lock.unlock();
+      for (const auto& line : batch) write(line);
+      if (file_) std::fflush(file_);
+      lock.lock();
+    }
+  }
+  void write(const std::string& line) {
+    if (!file_) return;
+    if (size_ > 0 && size_ + line.size() + 1 > max_bytes_) rotate();
+    if (!file_) return;
+    std::fwrite(line.data(), 1, line.size(), file_);
+    std::fputc('\n', file_);
+    size_ += line.size() + 1;
+  }
+  // audit.jsonl -> audit.jsonl.1 -> ... -> audit.jsonl.<keep> (dropped).
+  void rotate() {
+    std::fclose(file_);
+    std::error_code ec;
+    std::filesystem::remove(path_ + "." + std::to_string(keep_), ec);
+    for (int i = keep_ - 1; i >= 1; --i)
+      std::filesystem::rename(path_ + "." + std::to_string(i), path_ + "." + std::to_string(i + 1), ec);
+    if (keep_ > 0)
+      std::filesystem::rename(path_, path_ + ".1", ec);
+    else
+      std::filesystem::remove(path_, ec);
+    file_ = std::fopen(path_.c_str(), "a");
+    size_ = 0;
+  }
+
+  const std::string path_;
+  const uint64_t max_bytes_;
+  const int keep_;
+  const size_t max_queue_;
+  std::FILE* file_ = nullptr;  // writer thread only, after construction
+  uint64_t size_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+class Audit;
+
+class Record final : public ferry::sdk::Filter {
+ public:
+  explicit Record(Audit& owner) : owner_(owner) {}
+  Status on_request(Context& ctx, Json& req) override;
+  Status on_response(Context& ctx, Json& resp) override;
+  Status on_chunk(Context& ctx, Json& chunk) override;
+  void on_complete(Context& ctx, const ferry_request_summary& s) override;
+
+ private:
+  Audit& owner_;
+  std::string request_;   // redacted JSON, when bodies are kept
+  std::string response_;  // redacted JSON (or, for streams, the text streamed)
+  std::string streamed_;
+};
+
+class Audit final : public ferry::sdk::Middleware {
+ public:
+  explicit Audit(ferry::sdk::Config& c) {
+    c.reject_unknown_keys({"path", "bodies", "max_bytes", "keep", "max_queue", "redact_keys"});
+    std::string path = c.required_string("/path");
+    bodies_ = c.json().boolean("/bodies").value_or(false);
+    auto max_bytes = static_cast<uint64_t>(c.integer("/max_bytes", 100 << 20, 4096, int64_t{1} << 40));
+    int keep = static_cast<int>(c.integer("/keep", 5, 0, 1000));
+    auto max_queue = static_cast<size_t>(c.integer("/max_queue", 100'000, 1, 10'000'000));
+    redact_keys_ = {"api_key", "apikey", "authorization", "password", "secret", "token", "access_token"};
+    if (c.json().has("/redact_keys")) {
+      redact_keys_.clear();
+      for (size_t i = 0, n = c.json().size("/redact_keys"); i < n; ++i)
+        redact_keys_.emplace_back(c.json().string("/redact_keys/" + std::to_string(i)).value_or(""));
+    }
+    if (c.failed()) return;
+    writer_ = std::make_unique<Writer>(path, max_bytes, keep, max_queue);
+    if (!writer_->ok()) c.error("/path", "cannot open " + path + " for appending");
+  }
+
+  std::unique_ptr<ferry::sdk::Filter> new_filter(Context&) override {
+    return std::make_unique<Record>(*this);
+  }
+  bool bodies() const { return bodies_; }
+  Writer& writer() { return *writer_; }
+
+  // The document as JSON with the values of secret-looking members replaced,
+  // and API-key-like strings anywhere masked.
+  std::string redacted(const Json& doc) const {
+    std::string out;
+    walk(doc, "", out);
+    static const std::regex kSecrets(R"((sk-|sk-ant-|AKIA|gh[pousr]_|xox[abpr]-|AIza)[A-Za-z0-9_\-]{12,})");
+    return std::regex_replace(out, kSecrets, "$1[REDACTED]");
+  }
+
+ private:
+  void walk(const Json& doc, const std::string& at, std::string& out) const {
+    switch (doc.type(at)) {
+      case FERRY_JSON_OBJECT: {
+        out += '{';
+        for (size_t i = 0, n = doc.size(at); i < n; ++i) {
+          std::string key(doc.key_at(at, i).value_or(""));
+          if (i) out += ',';
+          ferry::sdk::append_json_string(out, key);
+          out += ':';
+          std::string lower;
+          for (char ch : key) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          bool secret = false;
+          for (const auto& k : redact_keys_) secret = secret || lower == k;
+          std::string child = at + "/";
+          for (char ch : key) child += ch == '~' ? "~0" : ch == '/' ? "~1" : std::string(1, ch);
+          if (secret)
+            out += "\"[REDACTED]\"";
+          else
+            walk(doc, child, out);
+        }
+        out += '}';
+        break;
+      }
+      case FERRY_JSON_ARRAY:
+        out += '[';
+        for (size_t i = 0, n = doc.size(at); i < n; ++i) {
+          if (i) out += ',';
+          walk(doc, at + "/" + std::to_string(i), out);
+        }
+        out += ']';
+        break;
+      default: out += doc.raw(at).value_or("null");
+    }
+  }
+
+  bool bodies_ = false;
+  std::vector<std::string> redact_keys_;
+  std::unique_ptr<Writer> writer_;
+};
+
+Status Record::on_request(Context&, Json& req) {
+  if (owner_.bodies()) request_ = owner_.redacted(req);
+  return Status::kContinue;
+}
+Status Record::on_response(Context&, Json& resp) {
+  if (owner_.bodies()) response_ = owner_.redacted(resp);
+  return Status::kContinue;
+}
+Status Record::on_chunk(Context&, Json& chunk) {
+  if (owner_.bodies())
+    if (auto text = chunk.string("/choices/0/delta/content")) streamed_.append(*text);
+  return Status::kContinue;
+}
+
+void Record::on_complete(Context& ctx, const ferry_request_summary& s) {
+  using ferry::sdk::sv;
+  JsonWriter w;
+  w.begin_object();
+  w.key("time").value(static_cast<int64_t>(ferry::sdk::host().clock_ns(FERRY_CLOCK_REALTIME) / 1'000'000));
+  w.key("request_id")
+      .value(sv(s.request_id))
+      .key("pipeline")
+      .value(sv(s.pipeline))
+      .key("model")
+      .value(sv(s.model));
+  w.key("provider").value(sv(s.provider)).key("providers_tried").value(sv(s.providers_tried));
+  w.key("status").value(static_cast<int64_t>(s.status)).key("stream").value(s.stream != 0);
+  w.key("latency_ms").value(static_cast<double>(s.latency_us) / 1000.0);
+  w.key("ttfb_ms").value(static_cast<double>(s.ttfb_us) / 1000.0);
+  w.key("prompt_tokens").value(s.prompt_tokens).key("completion_tokens").value(s.completion_tokens);
+  if (s.error.len) w.key("error").value(sv(s.error));
+  for (const char* tag : {"key", "user", "team"})
+    if (auto v = ctx.tag(tag)) w.key(tag).value(*v);
+  if (owner_.bodies()) {
+    if (!request_.empty()) w.key("request").raw(request_);
+    if (!response_.empty())
+      w.key("response").raw(response_);
+    else if (s.stream)
+      w.key("response_text").value(streamed_);
+  }
+  w.end_object();
+  owner_.writer().push(w.take());
+}
+
+}  // namespace
+
+FERRY_MIDDLEWARE_PLUGIN(Audit, "audit", "1.0.0")
