@@ -414,6 +414,16 @@ asio::awaitable<Outcome> Call::run() {
     complete();
     co_return o_;
   }
+  // A middleware may have shortened the deadline (the host-read tag
+  // "deadline_ms", e.g. the timeout plugin's per-model deadlines).
+  if (const std::string* tag = ctx_.tag("deadline_ms")) {
+    int64_t ms = 0;
+    auto [end, ec] = std::from_chars(tag->data(), tag->data() + tag->size(), ms);
+    if (ec == std::errc() && end == tag->data() + tag->size() && ms > 0) {
+      deadline_ms_ = deadline_ms_ ? std::min(deadline_ms_, ms) : ms;
+      deadline_ = ctx_.received_at + std::chrono::milliseconds(deadline_ms_);
+    }
+  }
   // Middleware may have switched streaming on or off.
   read_stream_options();
   req = ctx_.request.value();
@@ -822,8 +832,8 @@ asio::awaitable<Call::Result> Call::on_event(SinkEvent& ev, const Provider& p, b
   std::string why = ev.kind == K::kChunk  ? "streamed an answer to a non-streaming request"
                     : ev.kind == K::kDone ? "ended without an answer"
                                           : "returned a response that is not a JSON object";
-  Result r =
-      co_await fail({502, "upstream_error", "bad_upstream_response", "provider '" + p.name + "' " + why, {}});
+  Failure f{502, "upstream_error", "bad_upstream_response", "provider '" + p.name + "' " + why, {}};
+  Result r = co_await fail(std::move(f));
   co_return r;
 }
 
@@ -847,8 +857,11 @@ asio::awaitable<Call::Result> Call::serve_attempt(const Provider& p) {
       sink->abandon();
       std::string msg =
           "provider '" + p.name + "' produced nothing for " + std::to_string(p.upstream.read.count()) + " ms";
-      Result r = co_await fail(
-          {504, "timeout_error", "upstream_timeout", std::move(msg), {}, resilience::ErrorClass::kTimeout});
+      // A named Failure, not a braced temporary: g++ 12 frees temporaries in
+      // co_await arguments too early (README, "Coroutines").
+      Failure f{
+          504, "timeout_error", "upstream_timeout", std::move(msg), {}, resilience::ErrorClass::kTimeout};
+      Result r = co_await fail(std::move(f));
       co_return r;
     }
     sink->drain_into(batch_);
@@ -992,7 +1005,8 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
       std::string msg = !ok ? "provider '" + p.name + "' sent an oversized stream event"
                             : "provider '" + p.name + "': its adapter rejected a stream event (status " +
                                   std::to_string(adapter_status) + ")";
-      Result r = co_await fail({502, "upstream_error", "bad_upstream_response", std::move(msg), {}});
+      Failure f{502, "upstream_error", "bad_upstream_response", std::move(msg), {}};
+      Result r = co_await fail(std::move(f));
       co_return r;
     }
     sink->drain_into(batch_);
@@ -1012,7 +1026,8 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
     }
     if (eof) {
       std::string msg = "provider '" + p.name + "' closed the stream before it finished";
-      Result r = co_await fail({502, "upstream_error", "stream_interrupted", std::move(msg), {}});
+      Failure f{502, "upstream_error", "stream_interrupted", std::move(msg), {}};
+      Result r = co_await fail(std::move(f));
       co_return r;
     }
   }
