@@ -2,6 +2,7 @@
 // (streamed ones included), bodies with secrets redacted, and rotation by size.
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "tests/integration/common.h"
 
@@ -14,6 +15,13 @@ std::string audited(const std::string& path, const std::string& options) {
          "path = \"" +
          path + "\"\n" + options +
          "\n[pipelines.default]\nmodels = [\"m\"]\nproviders = [\"mock\"]\nmiddleware = [\"audit\"]\n";
+}
+
+// Lines keyed by request id: requests on different workers finish in any order.
+std::map<std::string, json::Value> by_id(const std::vector<json::Value>& lines) {
+  std::map<std::string, json::Value> out;
+  for (const auto& l : lines) out[l.value("request_id", "")] = l;
+  return out;
 }
 
 std::vector<json::Value> lines_of(const std::string& path) {
@@ -33,14 +41,13 @@ TEST(Audit, WritesOneLinePerRequestStreamedOrNot) {
   http_post_sse(f->address(), "/v1/chat/completions", chat_body("m", "second", R"("stream":true)"),
                 {{"x-request-id", "audit-2"}});
   ASSERT_TRUE(eventually([&] { return lines_of(path).size() == 2; }));
-  auto lines = lines_of(path);
-  EXPECT_EQ(lines[0]["request_id"], "audit-1");
-  EXPECT_EQ(lines[0]["status"], 200);
-  EXPECT_EQ(lines[0]["stream"], false);
-  EXPECT_GT(lines[0]["completion_tokens"].get<int>(), 0);
-  EXPECT_EQ(lines[1]["request_id"], "audit-2");
-  EXPECT_EQ(lines[1]["stream"], true);
-  EXPECT_FALSE(lines[0].contains("request")) << "bodies are off by default";
+  auto lines = by_id(lines_of(path));
+  ASSERT_TRUE(lines.count("audit-1") && lines.count("audit-2"));
+  EXPECT_EQ(lines["audit-1"]["status"], 200);
+  EXPECT_EQ(lines["audit-1"]["stream"], false);
+  EXPECT_GT(lines["audit-1"]["completion_tokens"].get<int>(), 0);
+  EXPECT_EQ(lines["audit-2"]["stream"], true);
+  EXPECT_FALSE(lines["audit-1"].contains("request")) << "bodies are off by default";
 }
 
 TEST(Audit, KeepsBodiesWithSecretsRedacted) {
@@ -48,18 +55,20 @@ TEST(Audit, KeepsBodiesWithSecretsRedacted) {
   std::string path = dir.path() + "/audit.jsonl";
   auto f = Ferryd::start(audited(path, "bodies = true\n"));
   http_post(f->address(), "/v1/chat/completions",
-            chat_body("m", "my key is sk-live0123456789abcdefXYZ", R"("metadata":{"password":"hunter2"})"));
-  http_post_sse(f->address(), "/v1/chat/completions", chat_body("m", "stream me", R"("stream":true)"));
+            chat_body("m", "my key is sk-live0123456789abcdefXYZ", R"("metadata":{"password":"hunter2"})"),
+            {{"x-request-id", "plain"}});
+  http_post_sse(f->address(), "/v1/chat/completions", chat_body("m", "stream me", R"("stream":true)"),
+                {{"x-request-id", "streamed"}});
   ASSERT_TRUE(eventually([&] { return lines_of(path).size() == 2; }));
   std::ifstream in(path);
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_EQ(text.find("hunter2"), std::string::npos) << text;
   EXPECT_EQ(text.find("0123456789abcdef"), std::string::npos) << text;
-  auto lines = lines_of(path);
-  EXPECT_EQ(lines[0]["request"]["metadata"]["password"], "[REDACTED]");
-  EXPECT_EQ(lines[0]["request"]["messages"][0]["content"], "my key is sk-[REDACTED]");
-  EXPECT_EQ(lines[0]["response"]["object"], "chat.completion");
-  EXPECT_EQ(lines[1]["response_text"], "Ferry mock reply: stream me");
+  auto lines = by_id(lines_of(path));
+  EXPECT_EQ(lines["plain"]["request"]["metadata"]["password"], "[REDACTED]");
+  EXPECT_EQ(lines["plain"]["request"]["messages"][0]["content"], "my key is sk-[REDACTED]");
+  EXPECT_EQ(lines["plain"]["response"]["object"], "chat.completion");
+  EXPECT_EQ(lines["streamed"]["response_text"], "Ferry mock reply: stream me");
 }
 
 TEST(Audit, RotatesBySizeAndKeepsTheConfiguredNumberOfFiles) {

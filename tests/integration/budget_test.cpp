@@ -14,7 +14,7 @@ namespace {
 // $1 per thousand tokens, in and out, for model "m" (the in-process mock,
 // slowed down so that requests overlap).
 std::string budgeted(const std::string& budgets, const std::string& state_block = "") {
-  return "[log]\naccess_log = false\n\n" + state_block +
+  return "[log]\nlevel = \"info\"\n\n" + state_block +
          "\n[providers.mock]\nplugin = \"mock\"\nlatency_ms = 50\n\n"
          "[middleware.budget]\nplugin = \"budget\"\nperiod = \"month\"\n"
          "prices = { m = { input = 1000, output = 1000 } }\nbudgets = " +
@@ -107,13 +107,16 @@ TEST(Budget, ChargesStreamedAnswersAndSaysWhatIsLeft) {
   // Three streamed answers of $0.005 each use up the rest.
   int streamed = 0;
   for (int i = 0; i < 5; ++i) {
+    std::string id = "stream-" + std::to_string(i);
+    HeaderList headers = user;
+    headers.emplace_back("x-request-id", id);
     auto s = http_post_sse(f->address(), "/v1/chat/completions",
-                           chat_body("m", "hi", R"("max_tokens":4,"stream":true)"), user);
+                           chat_body("m", "hi", R"("max_tokens":4,"stream":true)"), headers);
     if (s.status != 200) break;
     EXPECT_TRUE(s.ends_with_done());
     ++streamed;
-    // on_complete charges after the last byte: let it land before the next.
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // on_complete charges after the last byte; its access log line comes after.
+    ASSERT_TRUE(f->log_line("request_id=" + id + " "));
   }
   EXPECT_EQ(streamed, 2) << "$0.005 + 2 × $0.005 spent; a fourth reservation of $0.009 does not fit";
 }
@@ -122,16 +125,21 @@ TEST(Budget, TheSqliteLedgerSurvivesARestart) {
   TempDir dir;
   std::string state = "[state]\nbackend = \"sqlite\"\npath = \"" + dir.path() + "/ledger.db\"\n";
   auto config = budgeted("[{ per = \"key\", usd = 0.015 }]", state);
-  auto ask = [&](const Ferryd& f) {
-    return http_post(f.address(), "/v1/chat/completions", chat_body("m", "hi", R"("max_tokens":4)"), key("k"))
-        .status;
+  int n = 0;
+  // One request; returns once its on_complete has charged: the access log line
+  // is written after it, and the state thread keeps the order of operations.
+  auto ask = [&](Ferryd& f) {
+    std::string id = "ledger-" + std::to_string(n++);
+    int status = http_post(f.address(), "/v1/chat/completions", chat_body("m", "hi", R"("max_tokens":4)"),
+                           {{"authorization", "Bearer k"}, {"x-request-id", id}})
+                     .status;
+    EXPECT_TRUE(f.log_line("request_id=" + id + " "));
+    return status;
   };
   {
     auto f = Ferryd::start(config);
     EXPECT_EQ(ask(*f), 200);  // reserves $0.009, costs $0.005
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
     EXPECT_EQ(ask(*f), 200);  // $0.005 + $0.009 fits in $0.015
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
     EXPECT_EQ(ask(*f), 429);  // $0.010 + $0.009 does not
     EXPECT_EQ(f->stop(), 0);
   }

@@ -12,7 +12,7 @@ namespace {
 
 std::string cached(const MockUpstream& up, const std::string& cache_options,
                    const std::string& state_block = "") {
-  return "[log]\naccess_log = false\n\n" + state_block + "\n" + openai_provider("up", up) +
+  return "[log]\nlevel = \"info\"\n\n" + state_block + "\n" + openai_provider("up", up) +
          "[middleware.cache]\nplugin = \"cache\"\n" + cache_options +
          "\n[pipelines.default]\nmodels = [\"m\"]\nproviders = [\"up\"]\nmiddleware = [\"cache\"]\n";
 }
@@ -44,10 +44,13 @@ TEST(Cache, AStreamedAnswerIsStoredAndReplayedAsAStreamOrAsJson) {
   MockUpstream up;
   auto f = Ferryd::start(cached(up, ""));
   auto body = chat_body("m", "tell me a story", R"("stream":true)");
-  auto first = http_post_sse(f->address(), "/v1/chat/completions", body);
+  auto first = http_post_sse(f->address(), "/v1/chat/completions", body, {{"x-request-id", "first"}});
   ASSERT_TRUE(first.ends_with_done()) << first.raw;
   EXPECT_EQ(first.header("x-ferry-cache"), "miss");
   ASSERT_EQ(up.requests(), 1);
+  // A stream is stored in on_complete, after its last byte; the access log
+  // line follows on_complete.
+  ASSERT_TRUE(f->log_line("request_id=first "));
 
   auto replay = http_post_sse(f->address(), "/v1/chat/completions", body);
   EXPECT_EQ(replay.header("x-ferry-cache"), "hit");
@@ -65,9 +68,11 @@ TEST(Cache, AStreamCutOffMidwayIsNeverStored) {
   MockUpstream up;
   auto f = Ferryd::start(cached(up, ""));
   up.set_faults(R"({"reset_after":2,"count":1})");
-  auto cut = http_post_sse(f->address(), "/v1/chat/completions",
-                           chat_body("m", "one two three four", R"("stream":true)"));
+  auto cut =
+      http_post_sse(f->address(), "/v1/chat/completions",
+                    chat_body("m", "one two three four", R"("stream":true)"), {{"x-request-id", "cut"}});
   ASSERT_NE(cut.raw.find("stream_interrupted"), std::string::npos) << cut.raw;
+  ASSERT_TRUE(f->log_line("request_id=cut "));
   EXPECT_EQ(ask(*f, "one two three four").header("x-ferry-cache"), "miss");
 }
 
