@@ -15,6 +15,16 @@ wrk.headers["Content-Type"] = "application/json"
 if os.getenv("BENCH_AUTH") then wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_AUTH") end
 wrk.body = '{"model":"' .. model .. '","messages":[{"role":"user","content":"hello there"}]}'
 
+-- BENCH_VARY=1 makes every request's text different (cache misses).
+if os.getenv("BENCH_VARY") == "1" then
+  local n = 0
+  request = function()
+    n = n + 1
+    return wrk.format(nil, nil, nil,
+      '{"model":"' .. model .. '","messages":[{"role":"user","content":"hello there ' .. n .. '"}]}')
+  end
+end
+
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(

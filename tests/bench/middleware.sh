@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # What the stateful middleware costs per request: ferryd in front of
-# ferry-mock-upstream, with no middleware, with logging alone, then with
-# logging + rate-limit + budget on the memory backend, then on a local
-# redis-server. wrk, 1 connection
+# ferry-mock-upstream, with no middleware, with logging alone, with logging +
+# rate-limit + budget, and with the whole suite (auth + cache + rate-limit +
+# budget + logging), on the memory backend and on a local redis-server. The
+# suite runs twice: every request different (cache misses, the whole path),
+# and every request the same (cache hits, answered by ferryd alone). wrk, 1 connection
 # (latency) and 32 connections (throughput). Limits are set so high that
 # nothing is refused: every request takes the whole path (a window check for
 # requests and one for tokens, a budget reservation, and the corrections in
@@ -56,19 +58,31 @@ limits = [{ per = "key", requests_per_minute = 1e12, tokens_per_minute = 1e15 }]
 plugin = "budget"
 prices = { "*" = { input = 1, output = 2 } }
 budgets = [{ per = "key", usd = 1e12 }]
+[middleware.auth]
+plugin = "auth"
+keys = [{ sha256 = "$(printf bench-key | sha256sum | cut -c1-64)", owner = "bench", team = "bench" }]
+[middleware.cache]
+plugin = "cache"
 TOML
   case $1 in
     none) printf '[pipelines.bench]\nmodels = ["bench"]\nproviders = ["up"]\n' ;;
     logging) printf '[pipelines.bench]\nmodels = ["bench"]\nproviders = ["up"]\nmiddleware = ["logging"]\n' ;;
     memory | redis)
       printf '[pipelines.bench]\nmodels = ["bench"]\nproviders = ["up"]\nmiddleware = ["logging", "limits", "budget"]\n'
-      if [[ $1 == redis ]]; then printf '[state]\nbackend = "redis"\nurl = "redis://127.0.0.1:%s/0"\n' "$rport"; fi
       ;;
+    suite-*)
+      printf '[pipelines.bench]\nmodels = ["bench"]\nproviders = ["up"]\nmiddleware = ["auth", "cache", "limits", "budget", "logging"]\n'
+      ;;
+  esac
+  case $1 in
+    redis | suite-redis-*) printf '[state]\nbackend = "redis"\nurl = "redis://127.0.0.1:%s/0"\n' "$rport" ;;
   esac
 }
 
-printf '%-8s %12s %12s %14s\n' variant "p50 c1 µs" "p99 c1 µs" "req/s c32"
-for variant in none logging memory redis; do
+printf '%-18s %12s %12s %14s\n' variant "p50 c1 µs" "p99 c1 µs" "req/s c32"
+for variant in none logging memory redis suite-memory-miss suite-redis-miss suite-memory-hit suite-redis-hit; do
+  vary=0
+  [[ $variant == *-miss ]] && vary=1
   config $variant >"$out/$variant.toml"
   "$build/host/ferryd" --config "$out/$variant.toml" --admin-listen off >"$out/$variant.log" 2>&1 &
   fpid=$!
@@ -76,14 +90,15 @@ for variant in none logging memory redis; do
   wait_line "$out/$variant.log" 'listening on'
   fport=$(sed -n 's/.*listening on [^ ]*:\([0-9]*\) .*/\1/p' "$out/$variant.log" | head -1)
   url="http://127.0.0.1:$fport/v1/chat/completions"
-  BENCH_AUTH=bench-key wrk -t1 -c8 -d2s -s "$here/chat.lua" "$url" >/dev/null 2>&1 || true  # warm-up
-  c1=$(BENCH_AUTH=bench-key wrk -t1 -c1 -d"${duration}s" --latency -s "$here/chat.lua" "$url" | sed -n 's/^WRK_JSON //p')
-  c32=$(BENCH_AUTH=bench-key wrk -t1 -c32 -d"${duration}s" --latency -s "$here/chat.lua" "$url" | sed -n 's/^WRK_JSON //p')
+  export BENCH_AUTH=bench-key BENCH_VARY=$vary
+  wrk -t1 -c8 -d2s -s "$here/chat.lua" "$url" >/dev/null 2>&1 || true  # warm-up
+  c1=$(wrk -t1 -c1 -d"${duration}s" --latency -s "$here/chat.lua" "$url" | sed -n 's/^WRK_JSON //p')
+  c32=$(wrk -t1 -c32 -d"${duration}s" --latency -s "$here/chat.lua" "$url" | sed -n 's/^WRK_JSON //p')
   python3 - "$variant" "$c1" "$c32" <<'PY'
 import json, sys
 v, a, b = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 bad = a["errors"] + a["non2xx"] + b["errors"] + b["non2xx"]
-print(f'{v:<8} {a["p50_us"]:>12} {a["p99_us"]:>12} {b["rps"]:>14.0f}' + (f'  ({bad} errors!)' if bad else ''))
+print(f'{v:<18} {a["p50_us"]:>12} {a["p99_us"]:>12} {b["rps"]:>14.0f}' + (f'  ({bad} errors!)' if bad else ''))
 PY
   kill "$fpid"
   wait "$fpid" 2>/dev/null || true
