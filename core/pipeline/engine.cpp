@@ -190,7 +190,8 @@ class Call {
   void read_stream_options() {
     const Value* req = ctx_.request.value();
     auto stream = req->find("stream");
-    ctx_.stream = o_.stream = stream != req->end() && stream->is_boolean() && stream->get<bool>();
+    ctx_.stream = o_.stream = stream != req->end() && stream->is_boolean() && stream->get<bool>() &&
+                              ctx_.operation == RequestContext::Operation::kChat;
     include_usage_ = false;
     if (auto so = req->find("stream_options"); so != req->end() && so->is_object())
       include_usage_ = so->value("include_usage", false);
@@ -344,6 +345,12 @@ class Call {
   Outcome o_;
 };
 
+asio::awaitable<Outcome> Engine::embeddings(RequestContext& ctx, ClientWriter& out) {
+  ctx.operation = RequestContext::Operation::kEmbeddings;
+  Call call(*this, ctx, out);
+  co_return co_await call.run();
+}
+
 asio::awaitable<Outcome> Engine::chat_completions(RequestContext& ctx, ClientWriter& out) {
   Call call(*this, ctx, out);
   co_return co_await call.run();
@@ -371,11 +378,22 @@ asio::awaitable<Outcome> Call::run() {
                          "missing_model");
     co_return o_;
   }
-  auto messages = req->find("messages");
-  if (messages == req->end() || !messages->is_array() || messages->empty()) {
-    co_await reply_error(400, "'messages' is required and must be a non-empty array", "invalid_request_error",
-                         "missing_messages");
-    co_return o_;
+  if (ctx_.operation == RequestContext::Operation::kEmbeddings) {
+    auto input = req->find("input");
+    bool ok = input != req->end() && ((input->is_string() && !input->get_ref<const std::string&>().empty()) ||
+                                      (input->is_array() && !input->empty()));
+    if (!ok) {
+      co_await reply_error(400, "'input' is required: a non-empty string or array", "invalid_request_error",
+                           "missing_input");
+      co_return o_;
+    }
+  } else {
+    auto messages = req->find("messages");
+    if (messages == req->end() || !messages->is_array() || messages->empty()) {
+      co_await reply_error(400, "'messages' is required and must be a non-empty array",
+                           "invalid_request_error", "missing_messages");
+      co_return o_;
+    }
   }
   if (auto s = req->find("stream"); s != req->end() && !s->is_boolean() && !s->is_null()) {
     co_await reply_error(400, "'stream' must be true or false", "invalid_request_error", "invalid_stream");
@@ -844,11 +862,18 @@ asio::awaitable<Call::Result> Call::serve_attempt(const Provider& p) {
                              plugin::handle(sink));
   ctx_.request.clear_scratch();
   if (st != FERRY_OK && st != FERRY_PAUSE && !sink->has_events()) {
-    last_failure_ = Failure{502,
-                            "upstream_error",
-                            "provider_error",
-                            "provider '" + p.name + "' failed to serve (status " + std::to_string(st) + ")",
-                            {}};
+    last_failure_ =
+        st == FERRY_ERR_UNSUPPORTED
+            ? Failure{502,
+                      "upstream_error",
+                      "unsupported_operation",
+                      "provider '" + p.name + "' does not serve " + ctx_.operation_name(),
+                      {}}
+            : Failure{502,
+                      "upstream_error",
+                      "provider_error",
+                      "provider '" + p.name + "' failed to serve (status " + std::to_string(st) + ")",
+                      {}};
     co_return Result::kFailed;
   }
   for (;;) {
@@ -890,6 +915,15 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
   ferry_status st = vt.build_request(p.plugin->instance(), plugin::handle(&ctx_),
                                      plugin::handle(&ctx_.request), plugin::handle(&build));
   ctx_.request.clear_scratch();
+  if (st == FERRY_ERR_UNSUPPORTED) {
+    // Not this adapter's kind of request (embeddings from a chat-only API).
+    last_failure_ = Failure{502,
+                            "upstream_error",
+                            "unsupported_operation",
+                            "provider '" + p.name + "' does not serve " + ctx_.operation_name(),
+                            {}};
+    co_return Result::kFailed;
+  }
   if (st != FERRY_OK || build.request.url.empty()) {
     last_failure_ = Failure{
         502,

@@ -63,6 +63,9 @@ class Engine {
   // POST /v1/chat/completions; ctx.request holds the body. Always answers the
   // client unless it went away.
   boost::asio::awaitable<Outcome> chat_completions(RequestContext& ctx, ClientWriter& out);
+  // POST /v1/embeddings: the same pipelines, middleware, routing and
+  // resilience, never streamed.
+  boost::asio::awaitable<Outcome> embeddings(RequestContext& ctx, ClientWriter& out);
 
   const Runtime& runtime() const { return runtime_; }
 

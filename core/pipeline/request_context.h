@@ -34,6 +34,11 @@ class RequestContext {
   std::string model;
   std::string provider;  // current attempt
   bool stream = false;
+  // What the client asks for: POST /v1/chat/completions or /v1/embeddings.
+  enum class Operation { kChat, kEmbeddings } operation = Operation::kChat;
+  const char* operation_name() const {
+    return operation == Operation::kChat ? "chat.completions" : "embeddings";
+  }
   util::Headers client_headers;
   std::chrono::steady_clock::time_point received_at = std::chrono::steady_clock::now();
 

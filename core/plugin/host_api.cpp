@@ -250,6 +250,7 @@ ferry_status host_ctx_get(const ferry_ctx* c, ferry_ctx_field field, ferry_view*
     case FERRY_CTX_PROVIDER: *out = fv(r->provider); return FERRY_OK;
     case FERRY_CTX_CLIENT_ADDR: *out = fv(r->client_addr); return FERRY_OK;
     case FERRY_CTX_STREAM: *out = fv(r->stream ? "1" : "0"); return FERRY_OK;
+    case FERRY_CTX_OPERATION: *out = fv(r->operation_name()); return FERRY_OK;
     default: return FERRY_ERR_NOT_FOUND;
   }
 }

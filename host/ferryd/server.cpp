@@ -277,7 +277,7 @@ struct Server::Impl {
     std::string_view path = target.substr(0, target.find('?'));
     auto method = req.method();
 
-    if (path == "/v1/chat/completions") {
+    if (path == "/v1/chat/completions" || path == "/v1/embeddings") {
       if (method != bhttp::verb::post) {
         co_await method_not_allowed(out, id, req, "POST");
         co_return keep_alive&& out.ok();
@@ -287,7 +287,11 @@ struct Server::Impl {
       ctx.client_addr = peer;
       for (const auto& f : req) ctx.client_headers.add(f.name_string(), f.value());
       ctx.request = json::Doc::from_text(std::move(req.body()));
-      pipeline::Outcome o = co_await w.engine->chat_completions(ctx, out);
+      pipeline::Outcome o;
+      if (path == "/v1/embeddings")
+        o = co_await w.engine->embeddings(ctx, out);
+      else
+        o = co_await w.engine->chat_completions(ctx, out);
       auto latency =
           std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - received);
       record(o, latency);

@@ -428,6 +428,36 @@ describe('errors surface as typed SDK errors', () => {
   });
 });
 
+describe('embeddings.create', () => {
+  const cosine = (a, b) => a.reduce((sum, x, i) => sum + x * b[i], 0);
+
+  test('returns one vector per input, decoded from the default base64', async () => {
+    const inputs = ['the capital of France', 'The capital of France?', 'how to bake sourdough bread'];
+    const result = await client(fast).embeddings.create({ model: MODEL, input: inputs });
+    assert.equal(result.object, 'list');
+    assert.equal(result.data.length, 3);
+    for (const [i, item] of result.data.entries()) {
+      assert.equal(item.index, i);
+      assert.equal(item.embedding.length, 64, 'the mock embeds in 64 dimensions');
+    }
+    assert.ok(result.usage.prompt_tokens > 0, 'usage is reported');
+    const [a, b, c] = result.data.map((d) => Array.from(d.embedding));
+    assert.ok(cosine(a, b) > 0.99, `same words, other case: ${cosine(a, b)}`);
+    assert.ok(cosine(a, c) < 0.5, `unrelated text: ${cosine(a, c)}`);
+  });
+
+  test('float encoding is passed through as asked', async () => {
+    const result = await client(fast).embeddings.create({
+      model: MODEL,
+      input: 'hello',
+      encoding_format: 'float',
+      dimensions: 8,
+    });
+    assert.equal(result.data[0].embedding.length, 8);
+    assert.equal(typeof result.data[0].embedding[0], 'number');
+  });
+});
+
 describe('models.list', () => {
   test('lists ferry-mock as a model object', async () => {
     const page = await client(fast).models.list();

@@ -98,6 +98,23 @@ TEST(Cache, EntriesExpireAndTheOldestAreEvicted) {
   EXPECT_EQ(ask(*f, "c").header("x-ferry-cache"), "miss") << "past its ttl";
 }
 
+TEST(Cache, EmbeddingsAreKeyedOnTheirInput) {
+  MockUpstream up;
+  auto f = Ferryd::start(cached(up, ""));
+  auto embed = [&](const std::string& input) {
+    return http_post(f->address(), "/v1/embeddings", R"({"model":"m","input":")" + input + "\"}");
+  };
+  auto a = embed("alpha");
+  auto b = embed("beta");
+  EXPECT_EQ(a.header("x-ferry-cache"), "miss");
+  EXPECT_EQ(b.header("x-ferry-cache"), "miss") << "another input is another entry";
+  auto again = embed("alpha");
+  EXPECT_EQ(again.header("x-ferry-cache"), "hit");
+  EXPECT_EQ(again.json()["data"], a.json()["data"]);
+  EXPECT_NE(a.json()["data"], b.json()["data"]);
+  EXPECT_EQ(up.requests(), 2);
+}
+
 TEST(CacheRedis, InstancesShareWhatAnyOfThemStored) {
   MockUpstream up;
   RedisServer redis;

@@ -351,7 +351,9 @@ Task<After> handle(Socket& sock, const Request& req, Context& ctx) {
   bool is_post = req.method() == http::verb::post;
   bool openai_chat = path == "/v1/chat/completions";
   bool anthropic_chat = path == "/v1/messages";
-  Faults faults = ctx.state.on_request(record(req, path), (openai_chat || anthropic_chat) && is_post);
+  bool embeddings = path == "/v1/embeddings";
+  Faults faults =
+      ctx.state.on_request(record(req, path), (openai_chat || anthropic_chat || embeddings) && is_post);
 
   if (openai_chat) {
     if (!is_post) co_return co_await method_not_allowed(sock, req, ApiFormat::openai, "POST");
@@ -360,6 +362,20 @@ Task<After> handle(Socket& sock, const Request& req, Context& ctx) {
   if (anthropic_chat) {
     if (!is_post) co_return co_await method_not_allowed(sock, req, ApiFormat::anthropic, "POST");
     co_return co_await handle_chat(sock, req, ApiFormat::anthropic, faults, ctx);
+  }
+  if (embeddings) {
+    if (!is_post) co_return co_await method_not_allowed(sock, req, ApiFormat::openai, "POST");
+    if (faults.delay_ms && *faults.delay_ms > 0) co_await sleep_ms(sock, *faults.delay_ms);
+    if (faults.has_error_status()) {
+      int status = *faults.status;
+      co_return co_await send(
+          sock, req, static_cast<unsigned>(status),
+          render_error(ApiFormat::openai, status, "mock fault: injected HTTP " + std::to_string(status)));
+    }
+    std::string error;
+    auto body = render_embeddings(req.body(), error);
+    if (!body) co_return co_await send(sock, req, 400, render_error(ApiFormat::openai, 400, error));
+    co_return co_await send(sock, req, 200, std::move(*body));
   }
   if (path == "/v1/models") {
     if (req.method() != http::verb::get)

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <cmath>
 
 #include <nlohmann/json.hpp>
 
@@ -495,6 +496,60 @@ std::string render_error(ApiFormat format, int status, std::string_view message)
   }
   return dump(
       ojson{{"type", "error"}, {"error", {{"type", anthropic_error_type(status)}, {"message", message}}}});
+}
+
+std::optional<std::string> render_embeddings(std::string_view body, std::string& error) {
+  json req = json::parse(body, nullptr, false);
+  if (!req.is_object()) {
+    error = "body is not a JSON object";
+    return std::nullopt;
+  }
+  std::vector<std::string> inputs;
+  auto input = req.find("input");
+  if (input != req.end() && input->is_string()) {
+    inputs.push_back(input->get<std::string>());
+  } else if (input != req.end() && input->is_array() && !input->empty()) {
+    for (const auto& i : *input) inputs.push_back(i.is_string() ? i.get<std::string>() : i.dump());
+  } else {
+    error = "'input' is required: a string or an array";
+    return std::nullopt;
+  }
+  size_t dims = req.value("dimensions", 64);
+  if (dims == 0 || dims > 4096) {
+    error = "dimensions must be 1..4096";
+    return std::nullopt;
+  }
+  json data = json::array();
+  size_t tokens = 0;
+  for (size_t n = 0; n < inputs.size(); ++n) {
+    std::vector<double> v(dims, 0.0);
+    std::string word;
+    auto flush = [&] {
+      if (word.empty()) return;
+      uint64_t h = 1469598103934665603ull;  // FNV-1a
+      for (unsigned char c : word) h = (h ^ c) * 1099511628211ull;
+      v[h % dims] += (h >> 63) ? 1.0 : -1.0;
+      word.clear();
+      ++tokens;
+    };
+    for (char c : inputs[n]) {
+      if (std::isalnum(static_cast<unsigned char>(c)))
+        word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      else
+        flush();
+    }
+    flush();
+    double norm = 0;
+    for (double x : v) norm += x * x;
+    if (norm > 0)
+      for (double& x : v) x /= std::sqrt(norm);
+    data.push_back({{"object", "embedding"}, {"index", n}, {"embedding", v}});
+  }
+  json out = {{"object", "list"},
+              {"data", std::move(data)},
+              {"model", req.value("model", "mock-embed")},
+              {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}};
+  return out.dump();
 }
 
 std::string render_models() {

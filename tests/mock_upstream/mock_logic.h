@@ -92,6 +92,9 @@ std::string render_response(const ChatRequest& req, const Reply& reply, std::uin
                             std::int64_t created);
 std::string render_error(ApiFormat format, int status, std::string_view message);
 std::string render_models();
+// POST /v1/embeddings: deterministic unit vectors (words hashed into
+// `dimensions` buckets, default 64). nullopt with `error` set for a bad body.
+std::optional<std::string> render_embeddings(std::string_view body, std::string& error);
 
 // Produces the SSE events of one streamed reply lazily, so thousands of
 // concurrent long streams do not each hold their whole transcript.

@@ -206,6 +206,7 @@ Status Spend::on_request(Context& ctx, Json& req) {
   price_ = *price;
   int64_t max_tokens = req.integer("/max_completion_tokens")
                            .value_or(req.integer("/max_tokens").value_or(owner_.default_completion_tokens()));
+  if (ctx.embeddings()) max_tokens = 0;  // embeddings produce no completion tokens
   reserved_ = (static_cast<double>(ferry::sdk::estimate_prompt_tokens(req)) * price_.input +
                static_cast<double>(std::max<int64_t>(0, max_tokens)) * price_.output) /
               1e6;

@@ -28,28 +28,15 @@ using ferry::sdk::StateResult;
 using ferry::sdk::Status;
 
 // Request members that change the answer, in a fixed order.
-constexpr const char* kKeyFields[] = {"model",
-                                      "messages",
-                                      "temperature",
-                                      "top_p",
-                                      "max_tokens",
-                                      "max_completion_tokens",
-                                      "stop",
-                                      "tools",
-                                      "tool_choice",
-                                      "response_format",
-                                      "seed",
-                                      "n",
-                                      "presence_penalty",
-                                      "frequency_penalty",
-                                      "logit_bias",
-                                      "logprobs",
-                                      "top_logprobs",
-                                      "functions",
-                                      "function_call",
-                                      "reasoning_effort",
-                                      "parallel_tool_calls",
-                                      "modalities"};
+// clang-format off
+constexpr const char* kKeyFields[] = {
+    "model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "stop", "tools",
+    "tool_choice", "response_format", "seed", "n", "presence_penalty", "frequency_penalty", "logit_bias",
+    "logprobs", "top_logprobs", "functions", "function_call", "reasoning_effort", "parallel_tool_calls",
+    "modalities",
+    // embeddings (1.2)
+    "input", "dimensions", "encoding_format"};
+// clang-format on
 
 std::string hex64(uint64_t v) {
   char buf[17];
@@ -172,7 +159,7 @@ Status Lookup::on_request(Context& ctx, Json& req) {
   bool no_store = control.find("no-store") != std::string_view::npos;
   bool no_cache = no_store || control.find("no-cache") != std::string_view::npos;
   JsonWriter w;
-  w.begin_object();
+  w.begin_object().key("$operation").value(ctx.operation());
   for (const char* field : kKeyFields)
     if (auto raw = req.raw(std::string("/") + field)) w.key(field).raw(*raw);
   w.end_object();
@@ -223,7 +210,7 @@ void Lookup::store(std::string body) {
 }
 
 Status Lookup::on_response(Context&, Json& resp) {
-  if (!store_ || resp.size("/choices") == 0) return Status::kContinue;
+  if (!store_ || (resp.size("/choices") == 0 && resp.size("/data") == 0)) return Status::kContinue;
   store(std::string(resp.dump()));
   store_ = false;
   return Status::kContinue;

@@ -240,6 +240,17 @@ Status Stream::on_request(Context& ctx, Json& req) {
       if (req.string(m + "/" + std::to_string(p) + "/type") == std::optional<std::string_view>("text"))
         check(m + "/" + std::to_string(p) + "/text");
   }
+  // Embeddings (1.2): the input strings.
+  auto check_input = [&](const std::string& pointer) {
+    auto text = req.string(pointer);
+    if (!text) return;
+    std::string original(*text);
+    std::string cleaned = owner_.apply_all(original, f);
+    if (cleaned != original) req.set_string(pointer, cleaned);
+  };
+  if (req.type("/input") == FERRY_JSON_STRING) check_input("/input");
+  for (size_t i = 0, n = req.type("/input") == FERRY_JSON_ARRAY ? req.size("/input") : 0; i < n; ++i)
+    check_input("/input/" + std::to_string(i));
   if (!f.blocked.empty()) {
     ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_guardrails_blocked_total{where=\"input\"}", 1);
     return ctx.respond_error(400, "invalid_request_error",

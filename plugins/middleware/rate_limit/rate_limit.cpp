@@ -181,6 +181,7 @@ Status Limiter::on_request(Context& ctx, Json& req) {
   started_ns_ = ferry::sdk::monotonic_ns();
   int64_t max_tokens = req.integer("/max_completion_tokens")
                            .value_or(req.integer("/max_tokens").value_or(s.default_completion_tokens));
+  if (ctx.embeddings()) max_tokens = 0;  // embeddings produce no completion tokens
   estimated_tokens_ = ferry::sdk::estimate_prompt_tokens(req) + std::max<int64_t>(0, max_tokens);
   for (const auto& rule : s.rules) {
     std::string who = identity(ctx, req, rule.scope);

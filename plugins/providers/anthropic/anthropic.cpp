@@ -415,6 +415,7 @@ class Anthropic final : public ferry::sdk::Provider {
   }
 
   Status build_request(Context& ctx, const Json& req, Upstream& up) override {
+    if (ctx.embeddings()) return Status::kUnsupported;  // the Messages API has no embeddings
     up.method("POST").url(s_.url).header("content-type", "application/json");
     up.header("anthropic-version", s_.version);
     if (!s_.api_key.empty()) up.secret_header("x-api-key", s_.api_key);

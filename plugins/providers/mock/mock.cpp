@@ -2,7 +2,10 @@
 // that ferryd runs with no API key and tests and benchmarks have a stable
 // upstream inside the process.
 #include <atomic>
+#include <cctype>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -155,11 +158,62 @@ void emit_next(Context ctx, std::shared_ptr<Emission> e) {
   e->sink.done();
 }
 
+// A deterministic embedding: each lower-cased word lands in one of `dims`
+// buckets with a sign, and the vector is normalised. Texts that share most of
+// their words come out close (cosine near 1), unrelated ones near 0, which is
+// what semantic-cache tests need.
+std::vector<double> embed(std::string_view text, size_t dims) {
+  std::vector<double> v(dims, 0.0);
+  std::string word;
+  auto flush = [&] {
+    if (word.empty()) return;
+    uint64_t h = ferry::sdk::stable_hash(word);
+    v[h % dims] += (h >> 63) ? 1.0 : -1.0;
+    word.clear();
+  };
+  for (char c : text) {
+    if (std::isalnum(static_cast<unsigned char>(c)))
+      word += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    else
+      flush();
+  }
+  flush();
+  double norm = 0;
+  for (double x : v) norm += x * x;
+  if (norm > 0)
+    for (double& x : v) x /= std::sqrt(norm);
+  return v;
+}
+
+// encoding_format "base64": the float32 values, little-endian, in base64 (what
+// the official OpenAI clients ask for by default).
+std::string base64_floats(const std::vector<double>& v) {
+  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string bytes;
+  for (double d : v) {
+    float f = static_cast<float>(d);
+    unsigned char b[4];
+    std::memcpy(b, &f, 4);  // x86-64 and aarch64 are little-endian
+    bytes.append(reinterpret_cast<const char*>(b), 4);
+  }
+  std::string out;
+  for (size_t i = 0; i < bytes.size(); i += 3) {
+    uint32_t n = static_cast<unsigned char>(bytes[i]) << 16;
+    if (i + 1 < bytes.size()) n |= static_cast<unsigned char>(bytes[i + 1]) << 8;
+    if (i + 2 < bytes.size()) n |= static_cast<unsigned char>(bytes[i + 2]);
+    out += abc[(n >> 18) & 63];
+    out += abc[(n >> 12) & 63];
+    out += i + 1 < bytes.size() ? abc[(n >> 6) & 63] : '=';
+    out += i + 2 < bytes.size() ? abc[n & 63] : '=';
+  }
+  return out;
+}
+
 class Mock final : public ferry::sdk::Provider {
  public:
   explicit Mock(Config& c) {
-    c.reject_unknown_keys({"reply_prefix", "latency_ms", "model_latency_ms", "tokens_per_second", "error_status",
-                           "error_rate", "error_message"});
+    c.reject_unknown_keys({"reply_prefix", "latency_ms", "model_latency_ms", "tokens_per_second",
+                           "error_status", "error_rate", "error_message"});
     cfg_.reply_prefix = c.string("/reply_prefix", "Ferry mock reply:");
     cfg_.latency_ns = static_cast<uint64_t>(c.integer("/latency_ms", 0, 0, 3'600'000)) * 1'000'000;
     auto type = c.json().type("/model_latency_ms");
@@ -168,7 +222,8 @@ class Mock final : public ferry::sdk::Provider {
     else
       for (const auto& model : c.keys("/model_latency_ms")) {
         std::string pointer = "/model_latency_ms/";
-        for (char ch : model) pointer += ch == '~' ? "~0" : ch == '/' ? "~1" : std::string(1, ch);  // RFC 6901
+        for (char ch : model)
+          pointer += ch == '~' ? "~0" : ch == '/' ? "~1" : std::string(1, ch);  // RFC 6901
         cfg_.model_latency_ns[model] = static_cast<uint64_t>(c.integer(pointer, 0, 0, 3'600'000)) * 1'000'000;
       }
     double tps = c.number("/tokens_per_second", 0, 0, 1e9);
@@ -180,7 +235,42 @@ class Mock final : public ferry::sdk::Provider {
     cfg_.error_message = c.string("/error_message", "injected failure");
   }
 
+  // POST /v1/embeddings: one vector per input string; tokens are words.
+  Status serve_embeddings(const Json& req, Sink& sink) {
+    std::vector<std::string> inputs;
+    if (auto one = req.string("/input"))
+      inputs.emplace_back(*one);
+    else
+      for (size_t i = 0, n = req.size("/input"); i < n; ++i)
+        inputs.emplace_back(req.string("/input/" + std::to_string(i)).value_or(""));
+    size_t dims = static_cast<size_t>(req.integer("/dimensions").value_or(64));
+    if (dims == 0 || dims > 4096)
+      return sink.error(400, "invalid_request_error", "dimensions must be 1..4096");
+    bool base64 = req.string("/encoding_format") == std::optional<std::string_view>("base64");
+    JsonWriter w;
+    w.begin_object().key("object").value("list").key("data").begin_array();
+    int64_t tokens = 0;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      w.begin_object().key("object").value("embedding").key("index").value(static_cast<int64_t>(i));
+      auto vector = embed(inputs[i], dims);
+      if (base64) {
+        w.key("embedding").value(base64_floats(vector));
+      } else {
+        w.key("embedding").begin_array();
+        for (double x : vector) w.value(x);
+        w.end_array();
+      }
+      w.end_object();
+      tokens += count_words(inputs[i]);
+    }
+    w.end_array().key("model").value(req.string("/model").value_or("ferry-mock"));
+    w.key("usage").begin_object().key("prompt_tokens").value(tokens).key("total_tokens").value(tokens);
+    w.end_object().end_object();
+    return sink.response(w.str());
+  }
+
   Status serve(Context& ctx, const Json& req, Sink& sink) override {
+    if (ctx.embeddings()) return serve_embeddings(req, sink);
     uint64_t n = counter_.fetch_add(1, std::memory_order_relaxed);
     // Every 1/rate-th request fails, in a fixed pattern, so tests can count.
     if (cfg_.error_status &&

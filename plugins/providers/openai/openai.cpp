@@ -49,6 +49,7 @@ class OpenAI final : public ferry::sdk::Provider {
       c.error("/base_url", "must start with http:// or https://");
     while (!base.empty() && base.back() == '/') base.pop_back();
     url_ = base + "/chat/completions";
+    embeddings_url_ = base + "/embeddings";
     models_url_ = base + "/models";
     if (auto env = c.string("/api_key_env"); !env.empty()) {
       auto key = ferry::sdk::secret(env);
@@ -65,7 +66,9 @@ class OpenAI final : public ferry::sdk::Provider {
   }
 
   Status build_request(Context& ctx, const Json& req, Upstream& up) override {
-    up.method("POST").url(url_).header("content-type", "application/json");
+    up.method("POST")
+        .url(ctx.embeddings() ? embeddings_url_ : url_)
+        .header("content-type", "application/json");
     if (!authorization_.empty()) up.secret_header("authorization", authorization_);
     for (const auto& [name, value] : headers_) up.header(name, value);
     up.streaming(ctx.streaming());
@@ -87,12 +90,18 @@ class OpenAI final : public ferry::sdk::Provider {
     return Status::kContinue;
   }
 
-  Status parse_response(Context&, const HttpResponse& r, Sink& sink) override {
+  Status parse_response(Context& ctx, const HttpResponse& r, Sink& sink) override {
     if (r.status >= 200 && r.status < 300) {
       if (r.json.type() != FERRY_JSON_OBJECT)
         return sink.error(502, "upstream_error",
                           "upstream answered HTTP " + std::to_string(r.status) +
                               " with a body that is not a JSON object: " + ferry::sdk::excerpt(r.body));
+      if (ctx.embeddings()) {
+        if (r.json.type("/data") != FERRY_JSON_ARRAY)
+          return sink.error(502, "upstream_error",
+                            "upstream embeddings have no data: " + ferry::sdk::excerpt(r.body));
+        return sink.response(r.body);
+      }
       if (r.json.type("/choices") != FERRY_JSON_ARRAY)
         return sink.error(502, "upstream_error",
                           "upstream answer has no choices: " + ferry::sdk::excerpt(r.body));
@@ -109,6 +118,7 @@ class OpenAI final : public ferry::sdk::Provider {
 
  private:
   std::string url_;
+  std::string embeddings_url_;
   std::string models_url_;  // GET: the health probe
   std::string authorization_;
   std::string model_;

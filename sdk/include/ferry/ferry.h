@@ -168,6 +168,9 @@ typedef int32_t ferry_ctx_field;
 #define FERRY_CTX_PROVIDER 4    /* the provider of the current attempt, empty before routing */
 #define FERRY_CTX_CLIENT_ADDR 5 /* "ip:port" of the client */
 #define FERRY_CTX_STREAM 6      /* "1" if the client asked for a stream, else "0" */
+/* ABI 1.2: what is asked, "chat.completions" or "embeddings" (POST /v1/embeddings:
+ * the request and the answer are OpenAI embeddings JSON). */
+#define FERRY_CTX_OPERATION 7
 
 /* ------------------------------------------------------------------------ */
 /* Plain data handed to plugins.                                             */

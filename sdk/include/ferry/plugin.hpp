@@ -305,8 +305,6 @@ class Json {
   ferry_json* doc_;
 };
 
-// The text of every message of a chat request, in order, for estimates and
-// scoring: string contents and the text parts of part arrays.
 // A document the plugin owns, outside any request (1.2): admin bodies, records
 // kept in the shared state. Empty if the text is not JSON.
 class OwnedJson {
@@ -331,8 +329,17 @@ class OwnedJson {
   ferry_json* doc_;
 };
 
+// The text of every message of a chat request, in order, for estimates and
+// scoring: string contents and the text parts of part arrays. For an
+// embeddings request (1.2), the input strings.
 inline std::string request_text(const Json& request) {
   std::string out;
+  if (!request.has("/messages")) {
+    if (auto one = request.string("/input")) return std::string(*one);
+    for (size_t i = 0, n = request.size("/input"); i < n; ++i)
+      if (auto s = request.string("/input/" + std::to_string(i))) out.append(*s).push_back('\n');
+    return out;
+  }
   for (size_t i = 0, n = request.size("/messages"); i < n; ++i) {
     std::string m = "/messages/" + std::to_string(i) + "/content";
     if (auto s = request.string(m)) {
@@ -612,6 +619,9 @@ class Context {
   std::string_view model() const { return get(FERRY_CTX_MODEL); }
   std::string_view provider() const { return get(FERRY_CTX_PROVIDER); }
   bool streaming() const { return get(FERRY_CTX_STREAM) == "1"; }
+  // "chat.completions" or "embeddings" (ABI 1.2).
+  std::string_view operation() const { return get(FERRY_CTX_OPERATION); }
+  bool embeddings() const { return operation() == "embeddings"; }
 
   std::optional<std::string_view> header(std::string_view name) const {
     ferry_view out{};
