@@ -1,6 +1,8 @@
 #include "core/pipeline/engine.h"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <charconv>
@@ -191,7 +193,7 @@ class Call {
     const Value* req = ctx_.request.value();
     auto stream = req->find("stream");
     ctx_.stream = o_.stream = stream != req->end() && stream->is_boolean() && stream->get<bool>() &&
-                              ctx_.operation == RequestContext::Operation::kChat;
+                              ctx_.operation == RequestContext::Operation::kChat && !ctx_.internal;
     include_usage_ = false;
     if (auto so = req->find("stream_options"); so != req->end() && so->is_object())
       include_usage_ = so->value("include_usage", false);
@@ -345,13 +347,56 @@ class Call {
   Outcome o_;
 };
 
+namespace {
+// Where an internal request's answer goes: kept, not sent anywhere.
+class CaptureWriter final : public ClientWriter {
+ public:
+  asio::awaitable<bool> send_json(int s, std::string_view b, const util::Headers&) override {
+    status = s;
+    body.assign(b);
+    co_return true;
+  }
+  void begin_events(const util::Headers&) override { status = 200; }
+  void queue_event(std::string_view) override {}
+  void end_events() override {}
+  asio::awaitable<bool> flush() override { co_return true; }
+  int status = 0;
+  std::string body;
+};
+}  // namespace
+
+// Parameters by value: they live in the coroutine frame (no lambda captures
+// whose lifetime would depend on how co_spawn keeps the function object).
+asio::awaitable<void> Engine::run_call(asio::any_io_executor ex, std::string parent,
+                                       RequestContext::Operation op, std::string body,
+                                       std::function<void(int, std::string)> done) {
+  RequestContext sub(ex, parent + ".call");
+  sub.internal = true;
+  sub.request = json::Doc::from_text(std::move(body));
+  CaptureWriter out;
+  if (op == RequestContext::Operation::kEmbeddings)
+    co_await embeddings(sub, out);
+  else
+    co_await chat_completions(sub, out);
+  done(out.status, std::move(out.body));
+}
+
+void Engine::enable_calls(RequestContext& ctx) {
+  ctx.call = [this, ex = ctx.async->executor(), parent = ctx.request_id](
+                 RequestContext::Operation op, std::string body, std::function<void(int, std::string)> done) {
+    asio::co_spawn(ex, run_call(ex, parent, op, std::move(body), std::move(done)), asio::detached);
+  };
+}
+
 asio::awaitable<Outcome> Engine::embeddings(RequestContext& ctx, ClientWriter& out) {
   ctx.operation = RequestContext::Operation::kEmbeddings;
+  if (!ctx.internal) enable_calls(ctx);
   Call call(*this, ctx, out);
   co_return co_await call.run();
 }
 
 asio::awaitable<Outcome> Engine::chat_completions(RequestContext& ctx, ClientWriter& out) {
+  if (!ctx.internal) enable_calls(ctx);
   Call call(*this, ctx, out);
   co_return co_await call.run();
 }
@@ -601,6 +646,7 @@ asio::awaitable<Outcome> Call::run() {
 }
 
 asio::awaitable<bool> Call::run_on_request() {
+  if (ctx_.internal) co_return true;  // a plugin's own call: no middleware
   filters_.reserve(pipeline_->middleware.size());
   for (const Middleware* m : pipeline_->middleware) {
     ActiveFilter f{m};

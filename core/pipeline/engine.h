@@ -70,6 +70,11 @@ class Engine {
   const Runtime& runtime() const { return runtime_; }
 
  private:
+  // Lets plugins make internal requests for ctx (ctx_call, ABI 1.2).
+  void enable_calls(RequestContext& ctx);
+  boost::asio::awaitable<void> run_call(boost::asio::any_io_executor ex, std::string parent,
+                                        RequestContext::Operation op, std::string body,
+                                        std::function<void(int, std::string)> done);
   friend class Call;
   const Runtime& runtime_;
   http::UpstreamClient& client_;

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -39,6 +40,12 @@ class RequestContext {
   const char* operation_name() const {
     return operation == Operation::kChat ? "chat.completions" : "embeddings";
   }
+  // A plugin's own request through the pipelines (ctx_call): no middleware,
+  // never streamed, no access log line.
+  bool internal = false;
+  // Set by the engine: runs such a request and calls `done` on this worker.
+  std::function<void(Operation, std::string body, std::function<void(int status, std::string body)> done)>
+      call;
   util::Headers client_headers;
   std::chrono::steady_clock::time_point received_at = std::chrono::steady_clock::now();
 

@@ -369,6 +369,26 @@ ferry_status host_ctx_get_tag(const ferry_ctx* c, ferry_view name, ferry_view* o
   return FERRY_OK;
 }
 
+ferry_status host_ctx_call(ferry_ctx* c, ferry_view operation, ferry_view body, ferry_call_fn fn,
+                           ferry_task* task) {
+  if (!c || !fn) return FERRY_ERR_INVALID_ARGUMENT;
+  auto* r = ctx(c);
+  using Op = pipeline::RequestContext::Operation;
+  Op op;
+  if (sv(operation) == "embeddings")
+    op = Op::kEmbeddings;
+  else if (sv(operation) == "chat.completions")
+    op = Op::kChat;
+  else
+    return FERRY_ERR_INVALID_ARGUMENT;
+  if (!r->call || r->internal) return FERRY_ERR_UNSUPPORTED;  // no calls from within a call
+  std::shared_ptr<pipeline::AsyncState> async = r->async;
+  r->call(op, std::string(sv(body)), [fn, task, async](int status, std::string answer) {
+    fn(task, status, fv(answer), async->ended() ? 1 : 0);
+  });
+  return FERRY_OK;
+}
+
 ferry_status host_admin_reply(ferry_admin_reply* r, int32_t status, ferry_view body) {
   if (!r) return FERRY_ERR_INVALID_ARGUMENT;
   std::unique_ptr<AdminReplyHandle> h(reinterpret_cast<AdminReplyHandle*>(r));
@@ -504,6 +524,7 @@ const ferry_host_api kHostApi = [] {
   a.admin_reply = host_admin_reply;
   a.json_parse = host_json_parse;
   a.json_free = host_json_free;
+  a.ctx_call = host_ctx_call;
   return a;
 }();
 

@@ -115,6 +115,55 @@ TEST(Cache, EmbeddingsAreKeyedOnTheirInput) {
   EXPECT_EQ(up.requests(), 2);
 }
 
+// The in-process mock answers chat and embeddings; its vectors are bags of
+// hashed words, so the same question in other case and punctuation is near.
+std::string semantic(const std::string& embed_model, const std::string& threshold = "0.95") {
+  return "[log]\nlevel = \"info\"\n\n[providers.mock]\nplugin = \"mock\"\n\n"
+         "[middleware.cache]\nplugin = \"cache\"\nsemantic = { model = \"" +
+         embed_model + "\", threshold = " + threshold +
+         " }\n\n[pipelines.chat]\nmodels = [\"m\"]\nproviders = [\"mock\"]\nmiddleware = [\"cache\"]\n\n"
+         "[pipelines.embed]\nmodels = [\"embedder\"]\nproviders = [\"mock\"]\n";
+}
+
+TEST(SemanticCache, AnswersAQuestionAskedInOtherWordsFromTheCache) {
+  auto f = Ferryd::start(semantic("embedder"));
+  auto first =
+      http_post(f->address(), "/v1/chat/completions", chat_body("m", "What is the capital of France?"));
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(first.header("x-ferry-cache"), "miss");
+  auto near =
+      http_post(f->address(), "/v1/chat/completions", chat_body("m", "what is the capital of france"));
+  EXPECT_EQ(near.header("x-ferry-cache"), "hit");
+  EXPECT_NE(near.header("x-ferry-cache-match").find("semantic; similarity="), std::string::npos);
+  // The mock echoes its prompt: this is the first question's answer, not a new one.
+  EXPECT_EQ(near.json()["choices"][0]["message"]["content"],
+            "Ferry mock reply: What is the capital of France?");
+  // Streaming clients get it as a stream.
+  auto streamed = http_post_sse(f->address(), "/v1/chat/completions",
+                                chat_body("m", "WHAT is the capital of France", R"("stream":true)"));
+  EXPECT_EQ(streamed.header("x-ferry-cache"), "hit");
+  EXPECT_EQ(streamed.content(), "Ferry mock reply: What is the capital of France?");
+  // Another question is another answer.
+  auto other =
+      http_post(f->address(), "/v1/chat/completions", chat_body("m", "How do I bake sourdough bread?"));
+  EXPECT_EQ(other.header("x-ferry-cache"), "miss");
+  EXPECT_EQ(other.json()["choices"][0]["message"]["content"],
+            "Ferry mock reply: How do I bake sourdough bread?");
+  // A different temperature is another scope: no semantic match across it.
+  EXPECT_EQ(http_post(f->address(), "/v1/chat/completions",
+                      chat_body("m", "what is the capital of france", R"("temperature":1.5)"))
+                .header("x-ferry-cache"),
+            "miss");
+}
+
+TEST(SemanticCache, AnEmbeddingThatFailsIsJustAMiss) {
+  auto f = Ferryd::start(semantic("no-such-embedder"));
+  auto r = http_post(f->address(), "/v1/chat/completions", chat_body("m", "hello"));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-ferry-cache"), "miss");
+  EXPECT_TRUE(f->log_line("embeddings from 'no-such-embedder' failed (HTTP 404)"));
+}
+
 TEST(CacheRedis, InstancesShareWhatAnyOfThemStored) {
   MockUpstream up;
   RedisServer redis;

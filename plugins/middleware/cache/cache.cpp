@@ -8,10 +8,14 @@
 // Entries live in this process (LRU, bounded by entries and bytes, TTL) and,
 // with shared = true, also in the shared state so that every instance on one
 // Redis serves what any of them stored.
+#include <cmath>
 #include <cstdio>
+#include <deque>
 #include <list>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -97,6 +101,59 @@ class Lru {
   size_t bytes_ = 0;
 };
 
+// Answers by meaning: each stored chat answer with the embedding of its
+// request's text, searched by cosine similarity among entries of the same
+// scope (the same model and output-changing parameters). Linear scan: a
+// few thousand entries of a few hundred dimensions take well under a
+// millisecond; beyond, an ANN index would pay.
+class SemanticIndex {
+ public:
+  explicit SemanticIndex(size_t max_entries) : max_entries_(max_entries) {}
+
+  struct Found {
+    std::string body;
+    double similarity;
+  };
+  std::optional<Found> nearest(const std::string& scope, const std::vector<float>& v, double threshold,
+                               uint64_t now) {
+    std::lock_guard lock(mu_);
+    std::optional<Found> best;
+    for (const auto& e : entries_) {
+      if (e.expires <= now || e.scope != scope || e.v.size() != v.size()) continue;
+      double dot = 0, a = 0, b = 0;
+      for (size_t i = 0; i < v.size(); ++i) {
+        dot += static_cast<double>(v[i]) * e.v[i];
+        a += static_cast<double>(v[i]) * v[i];
+        b += static_cast<double>(e.v[i]) * e.v[i];
+      }
+      double sim = a > 0 && b > 0 ? dot / std::sqrt(a * b) : 0;
+      if (sim >= threshold && (!best || sim > best->similarity)) best = Found{e.body, sim};
+    }
+    return best;
+  }
+  void add(std::string scope, std::vector<float> v, std::string body, uint64_t expires) {
+    std::lock_guard lock(mu_);
+    entries_.push_back({std::move(scope), std::move(v), std::move(body), expires});
+    while (entries_.size() > max_entries_) entries_.pop_front();  // oldest first
+  }
+
+ private:
+  struct Entry {
+    std::string scope;
+    std::vector<float> v;
+    std::string body;
+    uint64_t expires;
+  };
+  const size_t max_entries_;
+  std::mutex mu_;
+  std::deque<Entry> entries_;
+};
+
+struct SemanticConfig {
+  std::string model;  // the embeddings model (a pipeline of this gateway serves it)
+  double threshold = 0.95;
+};
+
 class Cache;
 
 // Per request: the key, and a streamed answer being assembled.
@@ -110,6 +167,8 @@ class Lookup final : public ferry::sdk::Filter {
 
  private:
   Status hit(Context& ctx, const std::string& body);
+  Status miss(Context& ctx, const Json& req);
+  Status semantic_answer(Context& ctx, int status, std::string_view body);
   void store(std::string body);
 
   struct ToolCall {
@@ -123,7 +182,9 @@ class Lookup final : public ferry::sdk::Filter {
 
   Cache& owner_;
   std::string key_, canon_;
-  bool store_ = false;  // a miss whose answer should be kept
+  std::string scope_;             // canon_ without the messages: where semantic matches may come from
+  std::vector<float> embedding_;  // of this request's text, when semantic
+  bool store_ = false;            // a miss whose answer should be kept
   std::string id_, model_;
   int64_t created_ = 0;
   std::map<int64_t, Choice> choices_;
@@ -136,9 +197,20 @@ class Cache final : public ferry::sdk::Middleware {
         shared_(c.json().boolean("/shared").value_or(false)),
         lru_(static_cast<size_t>(c.integer("/max_entries", 10'000, 1, 100'000'000)),
              static_cast<size_t>(c.integer("/max_bytes", 64 << 20, 1024, int64_t{1} << 40))) {
-    c.reject_unknown_keys({"ttl_s", "max_entries", "max_bytes", "shared"});
+    c.reject_unknown_keys({"ttl_s", "max_entries", "max_bytes", "shared", "semantic"});
     if (c.json().has("/shared") && c.json().type("/shared") != FERRY_JSON_BOOL)
       c.error("/shared", "must be true or false");
+    if (c.json().has("/semantic")) {
+      for (const auto& k : c.keys("/semantic"))
+        if (k != "model" && k != "threshold" && k != "max_entries")
+          c.error("/semantic/" + k, "unknown key '" + k + "' (expected model, threshold, max_entries)");
+      SemanticConfig sc;
+      sc.model = c.required_string("/semantic/model");
+      sc.threshold = c.number("/semantic/threshold", 0.95, 0.5, 1.0);
+      semantic_ = sc;
+      index_ = std::make_unique<SemanticIndex>(
+          static_cast<size_t>(c.integer("/semantic/max_entries", 5000, 1, 10'000'000)));
+    }
   }
   std::unique_ptr<ferry::sdk::Filter> new_filter(Context&) override {
     return std::make_unique<Lookup>(*this);
@@ -147,11 +219,15 @@ class Cache final : public ferry::sdk::Middleware {
   uint64_t ttl_ns() const { return ttl_ns_; }
   bool shared() const { return shared_; }
   Lru& lru() { return lru_; }
+  const std::optional<SemanticConfig>& semantic() const { return semantic_; }
+  SemanticIndex& index() { return *index_; }
 
  private:
   const uint64_t ttl_ns_;
   const bool shared_;
   Lru lru_;
+  std::optional<SemanticConfig> semantic_;
+  std::unique_ptr<SemanticIndex> index_;
 };
 
 Status Lookup::on_request(Context& ctx, Json& req) {
@@ -164,6 +240,13 @@ Status Lookup::on_request(Context& ctx, Json& req) {
     if (auto raw = req.raw(std::string("/") + field)) w.key(field).raw(*raw);
   w.end_object();
   canon_ = w.str();
+  JsonWriter scope;
+  scope.begin_object().key("$operation").value(ctx.operation());
+  for (const char* field : kKeyFields)
+    if (std::string_view(field) != "messages" && std::string_view(field) != "input")
+      if (auto raw = req.raw(std::string("/") + field)) scope.key(field).raw(*raw);
+  scope.end_object();
+  scope_ = scope.str();
   key_ = hex64(ferry::sdk::stable_hash(canon_)) + hex64(ferry::sdk::stable_hash(canon_ + "\x01"));
   store_ = !no_store;
   if (no_cache) {
@@ -172,12 +255,8 @@ Status Lookup::on_request(Context& ctx, Json& req) {
     return Status::kContinue;
   }
   if (auto body = owner_.lru().get(key_, canon_, ferry::sdk::monotonic_ns())) return hit(ctx, *body);
-  if (!owner_.shared()) {
-    ctx.set_response_header("x-ferry-cache", "miss");
-    ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_cache_misses_total", 1);
-    return Status::kContinue;
-  }
-  return ctx.state_then(StateOp::get("c:" + key_), [this](Context& ctx, const StateResult& r) {
+  if (!owner_.shared()) return miss(ctx, req);
+  return ctx.state_then(StateOp::get("c:" + key_), [this, req](Context& ctx, const StateResult& r) {
     if (r.ok()) {
       // Stored as "canon\nbody": the canon guards against a hash collision.
       auto nl = r.data.find('\n');
@@ -188,10 +267,57 @@ Status Lookup::on_request(Context& ctx, Json& req) {
       }
     }
     // Not there, or the state backend is down: a cache never fails a request.
-    ctx.set_response_header("x-ferry-cache", "miss");
-    ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_cache_misses_total", 1);
-    return Status::kContinue;
+    return miss(ctx, req);
   });
+}
+
+// No exact match. With a semantic cache, the request's text is embedded
+// through this gateway's own embeddings pipeline and looked up by meaning.
+Status Lookup::miss(Context& ctx, const Json& req) {
+  const auto& sem = owner_.semantic();
+  if (sem && !ctx.embeddings()) {
+    JsonWriter body;
+    body.begin_object().key("model").value(sem->model).key("input").value(ferry::sdk::request_text(req));
+    body.key("encoding_format").value("float").end_object();
+    Status s =
+        ctx.call_then("embeddings", body.str(), [this](Context& ctx, int status, std::string_view answer) {
+          return semantic_answer(ctx, status, answer);
+        });
+    if (s == Status::kPause) return s;
+    ctx.log(ferry::sdk::LogLevel::kWarn,
+            "cache: cannot ask for an embedding (status " + std::to_string(static_cast<int>(s)) + ")");
+  }
+  ctx.set_response_header("x-ferry-cache", "miss");
+  ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_cache_misses_total", 1);
+  return Status::kContinue;
+}
+
+Status Lookup::semantic_answer(Context& ctx, int status, std::string_view answer) {
+  auto doc = status == 200 ? ctx.parse(answer) : std::nullopt;
+  size_t n = doc ? doc->size("/data/0/embedding") : 0;
+  if (n == 0) {
+    ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_cache_semantic_errors_total", 1);
+    ctx.log(ferry::sdk::LogLevel::kWarn, "cache: embeddings from '" + owner_.semantic()->model +
+                                             "' failed (HTTP " + std::to_string(status) +
+                                             "): " + ferry::sdk::excerpt(answer));
+  } else {
+    embedding_.reserve(n);
+    for (size_t i = 0; i < n; ++i)
+      embedding_.push_back(
+          static_cast<float>(doc->number("/data/0/embedding/" + std::to_string(i)).value_or(0)));
+    auto found =
+        owner_.index().nearest(scope_, embedding_, owner_.semantic()->threshold, ferry::sdk::monotonic_ns());
+    if (found) {
+      char sim[32];
+      std::snprintf(sim, sizeof sim, "semantic; similarity=%.4f", found->similarity);
+      ctx.set_response_header("x-ferry-cache-match", sim);
+      ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_cache_semantic_hits_total", 1);
+      return hit(ctx, found->body);
+    }
+  }
+  ctx.set_response_header("x-ferry-cache", "miss");
+  ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_cache_misses_total", 1);
+  return Status::kContinue;
 }
 
 Status Lookup::hit(Context& ctx, const std::string& body) {
@@ -206,6 +332,8 @@ void Lookup::store(std::string body) {
   if (owner_.shared())
     ferry::sdk::state_call(StateOp::set("c:" + key_, canon_ + "\n" + body, owner_.ttl_ns() / 1'000'000),
                            nullptr);
+  if (!embedding_.empty())
+    owner_.index().add(scope_, std::move(embedding_), body, ferry::sdk::monotonic_ns() + owner_.ttl_ns());
   owner_.lru().put(key_, canon_, std::move(body), ferry::sdk::monotonic_ns() + owner_.ttl_ns());
 }
 

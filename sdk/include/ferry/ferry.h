@@ -338,6 +338,11 @@ typedef struct ferry_admin_request {
   ferry_view body;
 } ferry_admin_request;
 
+/* The answer to ctx_call (1.2): the HTTP status and JSON body the internal
+ * request got. OWNERSHIP: host; valid until the callback returns. cancelled
+ * is 1 if the calling request ended first (do not touch its ctx). */
+typedef void (*ferry_call_fn)(ferry_task* task, int32_t http_status, ferry_view json_body, int32_t cancelled);
+
 /* Called exactly once per state_call that returned FERRY_OK. */
 typedef void (*ferry_state_fn)(ferry_task* task, const ferry_state_result* result);
 
@@ -455,6 +460,14 @@ typedef struct ferry_host_api {
    * thread at a time per document. */
   ferry_status (*json_parse)(ferry_view json_text, ferry_json** out);
   void (*json_free)(ferry_json* doc);
+  /* An internal request through this gateway's own pipelines, e.g. an
+   * embedding for a semantic cache: operation is "chat.completions" or
+   * "embeddings", json_body an OpenAI request whose model picks the pipeline.
+   * Routing, failover and breakers apply; middleware does not (a plugin's own
+   * calls never re-enter it); never streamed. fn runs once, on the request's
+   * worker thread. Worker thread of the request only. */
+  ferry_status (*ctx_call)(ferry_ctx* ctx, ferry_view operation, ferry_view json_body, ferry_call_fn fn,
+                           ferry_task* task);
 } ferry_host_api;
 
 /* ------------------------------------------------------------------------ */

@@ -41,6 +41,7 @@
 struct ferry_task {
   std::function<void(bool cancelled)> fn;
   std::function<void(const ferry_state_result&)> state_fn;
+  std::function<void(int status, std::string_view body, bool cancelled)> call_fn;
 };
 
 namespace ferry::sdk {
@@ -595,9 +596,11 @@ inline void run_state_task(ferry_task* task, const ferry_state_result* result) {
 // A state operation outside a request (create, on_complete, on_event, admin
 // work): `done` runs once, on any thread. Errors come back through `done`.
 inline void state_call(StateOp op, std::function<void(const StateResult&)> done) {
-  auto* task = new ferry_task{nullptr, [done = std::move(done)](const ferry_state_result& r) {
+  auto* task = new ferry_task{nullptr,
+                              [done = std::move(done)](const ferry_state_result& r) {
                                 if (done && !r.cancelled) done(StateResult::from(r));
-                              }};
+                              },
+                              nullptr};
   auto s = host().state_call(detail::g_self, nullptr, &op.request(), &detail::run_state_task, task);
   if (s != FERRY_OK) {
     ferry_state_result failed{sizeof failed, s, 0, 0, 0, 0, {}};
@@ -658,7 +661,7 @@ class Context {
   // Runs fn(false) on this request's thread after delay_ns, or fn(true) if the
   // request ends first.
   Status schedule(uint64_t delay_ns, std::function<void(bool cancelled)> fn) {
-    auto* task = new ferry_task{std::move(fn), nullptr};
+    auto* task = new ferry_task{std::move(fn), nullptr, nullptr};
     auto s = host().schedule(ctx_, delay_ns, &Context::run_task, task);
     if (s != FERRY_OK) delete task;
     return static_cast<Status>(s);
@@ -684,6 +687,13 @@ class Context {
   // meanwhile. `then` may itself return kPause after starting more work (a
   // second state_then, a schedule()) that will resume the hook.
   Status state_then(const StateOp& op, std::function<Status(Context&, const StateResult&)> then);
+
+  // An internal request through this gateway's pipelines (ABI 1.2), e.g.
+  // ("embeddings", {"model": ..., "input": ...}); no middleware runs on it.
+  // Returns kPause (or an error at once); `then` gets the status and JSON
+  // body on this request's thread and its status resumes the hook.
+  Status call_then(std::string_view operation, std::string_view json_body,
+                   std::function<Status(Context&, int status, std::string_view body)> then);
 
   // A new document owned by this request (freed when it ends).
   std::optional<Json> parse(std::string_view json_text) {
@@ -723,7 +733,8 @@ inline Status Context::state_then(const StateOp& op_in,
   auto flow = std::make_shared<Flow>();
   StateOp op = op_in;
   ferry_ctx* c = ctx_;
-  auto* task = new ferry_task{nullptr, [flow, c, then = std::move(then)](const ferry_state_result& r) {
+  auto* task = new ferry_task{nullptr,
+                              [flow, c, then = std::move(then)](const ferry_state_result& r) {
                                 if (r.cancelled) return;
                                 Context ctx(c);
                                 Status s;
@@ -739,7 +750,8 @@ inline Status Context::state_then(const StateOp& op_in,
                                   // kPause: `then` started more work that resumes the hook.
                                   ctx.resume(s);
                                 }
-                              }};
+                              },
+                              nullptr};
   auto s = host().state_call(detail::g_self, ctx_, &op.request(), &detail::run_state_task, task);
   flow->calling = false;
   if (s != FERRY_OK) {
@@ -747,6 +759,40 @@ inline Status Context::state_then(const StateOp& op_in,
     return static_cast<Status>(s);
   }
   return flow->answered ? flow->status : Status::kPause;
+}
+
+namespace detail {
+inline void run_call_task(ferry_task* task, int32_t status, ferry_view body, int32_t cancelled) {
+  std::unique_ptr<ferry_task> owned(task);
+  try {
+    owned->call_fn(status, sv(body), cancelled != 0);
+  } catch (...) {
+    sdk::log(LogLevel::kError, "call callback threw an exception");
+  }
+}
+}  // namespace detail
+
+inline Status Context::call_then(std::string_view operation, std::string_view json_body,
+                                 std::function<Status(Context&, int, std::string_view)> then) {
+  ferry_ctx* c = ctx_;
+  auto* task = new ferry_task{nullptr, nullptr,
+                              [c, then = std::move(then)](int status, std::string_view body, bool cancelled) {
+                                if (cancelled) return;
+                                Context ctx(c);
+                                Status s;
+                                try {
+                                  s = then(ctx, status, body);
+                                } catch (...) {
+                                  s = Status::kInternal;
+                                }
+                                if (s != Status::kPause) ctx.resume(s);
+                              }};
+  auto s = host().ctx_call(ctx_, view(operation), view(json_body), &detail::run_call_task, task);
+  if (s != FERRY_OK) {
+    delete task;
+    return static_cast<Status>(s);
+  }
+  return Status::kPause;  // the answer always comes later, from the pipeline
 }
 
 // The upstream HTTP request a provider builds.
