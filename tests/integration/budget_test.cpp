@@ -147,6 +147,30 @@ TEST(Budget, TheSqliteLedgerSurvivesARestart) {
   EXPECT_EQ(ask(*again), 429) << "the $0.010 spent before the restart was forgotten";
 }
 
+TEST(Budget, SpendAndUsageAreQueryableFromTheAdminApi) {
+  auto f = Ferryd::start(budgeted("[{ per = \"key\", usd = 1 }, { per = \"user\", usd = 5 }]"));
+  for (int i = 0; i < 2; ++i) {
+    std::string id = "spend-" + std::to_string(i);
+    ASSERT_EQ(http_post(f->address(), "/v1/chat/completions", chat_body("m", "hi", R"("max_tokens":4)"),
+                        {{"authorization", "Bearer k"}, {"x-request-id", id}, {"x-ferry-user", "ann"}})
+                  .status,
+              200);
+    ASSERT_TRUE(f->log_line("request_id=" + id + " "));
+  }
+  auto r = http_get(f->admin_address(), "/admin/plugins/budget/spend?per=user");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto budgets = r.json()["budgets"];
+  ASSERT_EQ(budgets.size(), 1u) << r.body;
+  EXPECT_EQ(budgets[0]["id"], "ann");
+  EXPECT_NEAR(budgets[0]["spent_usd"].get<double>(), 0.010, 1e-9);  // 2 × (1 + 4 tokens) at $1/1k
+  EXPECT_EQ(budgets[0]["limit_usd"], 5);
+  EXPECT_EQ(budgets[0]["requests"], 2);
+  EXPECT_EQ(budgets[0]["prompt_tokens"], 2);
+  EXPECT_EQ(budgets[0]["completion_tokens"], 8);
+  // Without a filter, the key's budget is listed too.
+  EXPECT_EQ(http_get(f->admin_address(), "/admin/plugins/budget/spend").json()["budgets"].size(), 2u);
+}
+
 TEST(Budget, RefusesAConfigWithoutPricesAtItsPosition) {
   auto r = ferryd_refusing(
       "[providers.mock]\n\n[middleware.budget]\nplugin = \"budget\"\nbudgets = [{ per = \"key\", usd = 1 "

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <map>
 #include <optional>
@@ -152,6 +153,73 @@ class Budget final : public ferry::sdk::Middleware {
 
   std::unique_ptr<ferry::sdk::Filter> new_filter(Context&) override { return std::make_unique<Spend>(*this); }
 
+  // GET /admin/plugins/<name>/spend[?per=key&id=alice&period=2026-11]: every
+  // budget's spend, limit and usage (requests, tokens) per period.
+  Status on_admin(const ferry::sdk::AdminRequest& req, ferry::sdk::AdminReply reply) override {
+    if (req.path != "/spend" || req.method != "GET") {
+      reply.error(404, "unknown_url", "budget admin route: GET /spend[?per=key&id=NAME&period=2026-11]");
+      return Status::kContinue;
+    }
+    auto param = [&](std::string_view name) {
+      std::string_view q = req.query;
+      while (!q.empty()) {
+        auto amp = q.find('&');
+        auto item = q.substr(0, amp);
+        if (item.substr(0, item.find('=')) == name && item.find('=') != std::string_view::npos)
+          return std::string(item.substr(item.find('=') + 1));
+        if (amp == std::string_view::npos) break;
+        q.remove_prefix(amp + 1);
+      }
+      return std::string();
+    };
+    std::string per = param("per"), id = param("id"), period = param("period");
+    std::map<std::string, double> limits;
+    for (const auto& r : rules_) limits[r.scope_name] = r.usd;
+    ferry::sdk::state_call(StateOp::scan("", 100'000), [reply, per, id, period,
+                                                        limits](const StateResult& r) {
+      if (!r.ok()) return reply.error(503, "state_unavailable", "the state backend cannot be reached");
+      struct Row {
+        double spent = 0, requests = 0, prompt = 0, completion = 0;
+      };
+      std::map<std::string, Row> rows;  // "scope:id:period"
+      auto doc = ferry::sdk::OwnedJson::parse(r.data);
+      for (size_t i = 0, n = doc ? doc->json().size() : 0; i < n; ++i) {
+        std::string at = "/" + std::to_string(i);
+        std::string key(doc->json().string(at + "/key").value_or(""));
+        double value = std::atof(std::string(doc->json().string(at + "/value").value_or("0")).c_str());
+        if (key.starts_with("spend:")) {
+          rows[key.substr(6)].spent = value;
+        } else if (key.starts_with("usage:")) {
+          auto colon = key.find(':', 6);
+          std::string what = key.substr(6, colon - 6), rest = key.substr(colon + 1);
+          Row& row = rows[rest];
+          (what == "requests" ? row.requests : what == "prompt_tokens" ? row.prompt : row.completion) = value;
+        }
+      }
+      ferry::sdk::JsonWriter w;
+      w.begin_object().key("budgets").begin_array();
+      for (const auto& [k, row] : rows) {
+        // scope:id:period, where id itself may hold colons.
+        auto first = k.find(':'), last = k.rfind(':');
+        if (first == std::string::npos || last == first) continue;
+        std::string scope = k.substr(0, first), who = k.substr(first + 1, last - first - 1),
+                    when = k.substr(last + 1);
+        if ((!per.empty() && scope != per) || (!id.empty() && who != id) ||
+            (!period.empty() && when != period))
+          continue;
+        w.begin_object().key("per").value(scope).key("id").value(who).key("period").value(when);
+        w.key("spent_usd").value(row.spent);
+        if (auto l = limits.find(scope); l != limits.end()) w.key("limit_usd").value(l->second);
+        w.key("requests").value(static_cast<int64_t>(row.requests));
+        w.key("prompt_tokens").value(static_cast<int64_t>(row.prompt));
+        w.key("completion_tokens").value(static_cast<int64_t>(row.completion)).end_object();
+      }
+      w.end_array().end_object();
+      reply.send(200, w.str());
+    });
+    return Status::kContinue;
+  }
+
   const std::vector<Rule>& rules() const { return rules_; }
   bool fail_open() const { return fail_open_; }
   int64_t default_completion_tokens() const { return default_completion_tokens_; }
@@ -275,6 +343,17 @@ void Spend::on_complete(Context&, const ferry_request_summary& s) {
     any = true;
     if (actual != reserved_)
       ferry::sdk::state_call(StateOp::add(c.key, actual - reserved_, c.limit).force(), nullptr);
+    // Usage next to the spend, for the admin API: "usage:<what>:" + the
+    // spend key's scope, id and period.
+    std::string tail = c.key.substr(6);  // after "spend:"
+    auto count = [&](const char* what, double n) {
+      if (n > 0)
+        ferry::sdk::state_call(StateOp::add(std::string("usage:") + what + ":" + tail, n, 1e300, ttl_ms_),
+                               nullptr);
+    };
+    count("requests", 1);
+    count("prompt_tokens", static_cast<double>(std::max<int64_t>(0, s.prompt_tokens)));
+    count("completion_tokens", static_cast<double>(std::max<int64_t>(0, s.completion_tokens)));
   }
   if (any && actual > 0) ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_budget_spend_usd_total", actual);
 }
