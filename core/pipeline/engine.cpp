@@ -1,5 +1,7 @@
 #include "core/pipeline/engine.h"
 
+#include <cstdlib>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -189,6 +191,8 @@ class Call {
   }
 
   asio::awaitable<bool> run_on_request();
+  // on_attempt hooks (1.2): the name of the middleware that skipped p, or "".
+  asio::awaitable<std::string> run_on_attempt(const Provider& p);
   void read_stream_options() {
     const Value* req = ctx_.request.value();
     auto stream = req->find("stream");
@@ -517,6 +521,23 @@ asio::awaitable<Outcome> Call::run() {
         deadline_hit = true;
         break;
       }
+      ctx_.provider = p->name;
+      // Middleware may veto this provider for this attempt (its own limits).
+      std::string skipped_by = co_await run_on_attempt(*p);
+      if (!skipped_by.empty()) {
+        // The host-read tags skip_reason and retry_after_ms say why and for how long.
+        const std::string* reason = ctx_.tag("skip_reason");
+        const std::string* after_ms = ctx_.tag("retry_after_ms");
+        std::string retry_after;
+        if (after_ms)
+          retry_after = std::to_string((std::strtoull(after_ms->c_str(), nullptr, 10) + 999) / 1000);
+        failures.push_back(Failure{429, "rate_limit_error", "provider_skipped",
+                                   "provider '" + p->name + "': skipped by middleware '" + skipped_by + "'" +
+                                       (reason ? ": " + *reason : std::string()),
+                                   retry_after, resilience::ErrorClass::kRateLimited});
+        last_failure_ = failures.back();
+        break;
+      }
       if (!breaker.acquire()) {
         // Its half-open probe slots were taken since routing (or it just opened).
         failures.push_back(Failure{503,
@@ -530,7 +551,6 @@ asio::awaitable<Outcome> Call::run() {
       if (retry == 0 && !last_failed_provider_.empty())
         rt_.emit({FERRY_EVENT_PROVIDER_SWITCHED, last_failed_provider_, p->name, ctx_.model, ctx_.pipeline,
                   ctx_.request_id, last_failure_.message});
-      ctx_.provider = p->name;
       if (retry == 0) o_.tried += (o_.tried.empty() ? "" : ",") + p->name;
       ++o_.attempts;
       auto started = std::chrono::steady_clock::now();
@@ -643,6 +663,21 @@ asio::awaitable<Outcome> Call::run() {
   if (client_gone_) o_.status = 499;
   complete();
   co_return o_;
+}
+
+asio::awaitable<std::string> Call::run_on_attempt(const Provider& p) {
+  for (auto& f : filters_) {
+    const auto& vt = f.middleware->plugin->vt();
+    if (!vt.on_attempt) continue;
+    ferry_status st =
+        vt.on_attempt(f.middleware->plugin->instance(), f.filter, plugin::handle(&ctx_), fv(p.name));
+    HookResult r = co_await settle(st);
+    if (r.status == FERRY_CONTINUE) continue;
+    if (r.status != FERRY_SKIP)
+      log::get().warn("[{}] {}; the provider is skipped", ctx_.request_id, hook_failure(f, "on_attempt", r));
+    co_return f.middleware->name;
+  }
+  co_return std::string();
 }
 
 asio::awaitable<bool> Call::run_on_request() {

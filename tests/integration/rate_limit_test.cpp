@@ -87,10 +87,50 @@ TEST(RateLimit, QueueModeWaitsForRoomInsteadOfRefusing) {
   EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(1200));
 }
 
+// Providers a then b (priority), each signing its answers.
+std::string two_providers(const std::string& limits) {
+  return "[log]\nlevel = \"info\"\n\n[providers.a]\nplugin = \"mock\"\nreply_prefix = \"from-a:\"\n\n"
+         "[providers.b]\nplugin = \"mock\"\nreply_prefix = \"from-b:\"\n\n"
+         "[middleware.limits]\nplugin = \"rate-limit\"\nlimits = " +
+         limits +
+         "\n\n[pipelines.default]\nmodels = [\"m\"]\nproviders = [\"a\", \"b\"]\nmiddleware = [\"limits\"]\n";
+}
+
+std::string answered_by(const HttpResponse& r) {
+  if (r.status != 200) return std::to_string(r.status);
+  std::string content = r.json()["choices"][0]["message"]["content"];
+  return content.substr(0, content.find(':'));
+}
+
+TEST(RateLimit, AProviderOverItsLimitIsSkippedForTheNext) {
+  auto f =
+      Ferryd::start(two_providers("[{ per = \"provider\", provider = \"a\", requests_per_minute = 2 }]"));
+  std::vector<std::string> who;
+  for (int i = 0; i < 4; ++i)
+    who.push_back(answered_by(http_post(f->address(), "/v1/chat/completions", chat_body("m", "x"))));
+  EXPECT_EQ(who, (std::vector<std::string>{"from-a", "from-a", "from-b", "from-b"}));
+  // Skipping is not a failure of a: its circuit stays closed.
+  EXPECT_EQ(http_get(f->address(), "/health").json()["providers"][0]["healthy"], true);
+}
+
+TEST(RateLimit, EveryProviderOverItsLimitIsA429WithRetryAfter) {
+  auto f = Ferryd::start(two_providers("[{ per = \"provider\", requests_per_minute = 1 }]"));
+  EXPECT_EQ(answered_by(http_post(f->address(), "/v1/chat/completions", chat_body("m", "x"))), "from-a");
+  EXPECT_EQ(answered_by(http_post(f->address(), "/v1/chat/completions", chat_body("m", "x"))), "from-b");
+  auto r = http_post(f->address(), "/v1/chat/completions", chat_body("m", "x"));
+  ASSERT_EQ(r.status, 429) << r.body;
+  EXPECT_NE(
+      r.body.find("provider 'a': skipped by middleware 'limits': over its limit of 1 requests per 60 s"),
+      std::string::npos)
+      << r.body;
+  EXPECT_FALSE(r.header("retry-after").empty());
+}
+
 TEST(RateLimit, RejectsAnUnknownScopeAtItsTomlPosition) {
   auto r = ferryd_refusing(limited("limits = [{ per = \"planet\", requests_per_minute = 1 }]\n"));
   EXPECT_EQ(r.status, 2);
-  EXPECT_NE(r.output.find("must be one of global, key, user, team, model; not \"planet\""), std::string::npos)
+  EXPECT_NE(r.output.find("must be one of global, key, user, team, model, provider; not \"planet\""),
+            std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("ferry.toml:"), std::string::npos) << r.output;
 }

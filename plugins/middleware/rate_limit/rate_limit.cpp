@@ -21,13 +21,14 @@ using ferry::sdk::StateOp;
 using ferry::sdk::StateResult;
 using ferry::sdk::Status;
 
-enum class Scope { kGlobal, kKey, kUser, kTeam, kModel };
+enum class Scope { kGlobal, kKey, kUser, kTeam, kModel, kProvider };
 enum class Unit { kRequests, kTokens };
 
 struct Rule {
   Scope scope;
   std::string scope_name;
-  double requests = 0;  // per window; 0: no request limit
+  std::string provider;  // per = "provider": only this one (empty: each provider)
+  double requests = 0;   // per window; 0: no request limit
   double tokens = 0;
 };
 
@@ -50,6 +51,7 @@ struct Check {
   double limit;
   bool taken = false;
   double remaining = -1;
+  std::string provider{};  // provider-scoped checks: whose attempt took it
 };
 
 std::string hex(uint64_t v) {
@@ -64,6 +66,7 @@ std::string identity(Context& ctx, const Json& req, Scope scope) {
   switch (scope) {
     case Scope::kGlobal: return "all";
     case Scope::kModel: return std::string(ctx.model());
+    case Scope::kProvider: return {};  // checked per attempt, in on_attempt
     case Scope::kTeam: return std::string(ctx.tag("team").value_or(""));
     case Scope::kUser: {
       if (auto t = ctx.tag("user")) return std::string(*t);
@@ -88,16 +91,19 @@ class Limiter final : public ferry::sdk::Filter {
  public:
   explicit Limiter(RateLimit& owner) : owner_(owner) {}
   Status on_request(Context& ctx, Json& req) override;
+  Status on_attempt(Context& ctx, std::string_view provider) override;
   void on_complete(Context& ctx, const ferry_request_summary& s) override;
 
  private:
   Status step(Context& ctx, size_t i);
+  Status attempt_step(Context& ctx, size_t i);
   Status refuse(Context& ctx, size_t i, const StateResult& r);
   void give_back();
   void set_headers(Context& ctx);
 
   RateLimit& owner_;
   std::vector<Check> checks_;
+  size_t attempt_begin_ = 0;  // checks_[attempt_begin_..] belong to the attempt being decided
   int64_t estimated_tokens_ = 0;
   uint64_t started_ns_ = 0;
   bool queued_ = false;
@@ -131,11 +137,9 @@ class RateLimit final : public ferry::sdk::Middleware {
       std::string at = "/limits/" + std::to_string(i);
       Rule r;
       r.scope_name = c.string(at + "/per", "key");
-      static const std::pair<const char*, Scope> kScopes[] = {{"global", Scope::kGlobal},
-                                                              {"key", Scope::kKey},
-                                                              {"user", Scope::kUser},
-                                                              {"team", Scope::kTeam},
-                                                              {"model", Scope::kModel}};
+      static const std::pair<const char*, Scope> kScopes[] = {
+          {"global", Scope::kGlobal}, {"key", Scope::kKey},     {"user", Scope::kUser},
+          {"team", Scope::kTeam},     {"model", Scope::kModel}, {"provider", Scope::kProvider}};
       bool known = false;
       for (auto [name, scope] : kScopes)
         if (r.scope_name == name) {
@@ -143,15 +147,19 @@ class RateLimit final : public ferry::sdk::Middleware {
           known = true;
         }
       if (!known)
-        c.error(at + "/per", "must be one of global, key, user, team, model; not \"" + r.scope_name + "\"");
+        c.error(at + "/per",
+                "must be one of global, key, user, team, model, provider; not \"" + r.scope_name + "\"");
+      r.provider = c.string(at + "/provider");
+      if (!r.provider.empty() && r.scope != Scope::kProvider)
+        c.error(at + "/provider", "only applies to per = \"provider\"");
       r.requests = c.number(at + "/requests_per_minute", 0, 0, 1e12);
       r.tokens = c.number(at + "/tokens_per_minute", 0, 0, 1e15);
       if (r.requests == 0 && r.tokens == 0)
         c.error(at, "needs requests_per_minute or tokens_per_minute (or both)");
       for (const auto& k : c.keys(at))
-        if (k != "per" && k != "requests_per_minute" && k != "tokens_per_minute")
+        if (k != "per" && k != "requests_per_minute" && k != "tokens_per_minute" && k != "provider")
           c.error(at + "/" + k,
-                  "unknown key '" + k + "' (expected per, requests_per_minute, tokens_per_minute)");
+                  "unknown key '" + k + "' (expected per, provider, requests_per_minute, tokens_per_minute)");
       s_.rules.push_back(r);
     }
   }
@@ -306,6 +314,52 @@ void Limiter::set_headers(Context& ctx) {
   }
 }
 
+// Limits per provider are taken per attempt: a provider over its limit is
+// skipped (the host tries the next candidate), and the request gets 429 only
+// when every candidate is over.
+Status Limiter::on_attempt(Context& ctx, std::string_view provider) {
+  attempt_begin_ = checks_.size();
+  for (const auto& rule : owner_.settings().rules) {
+    if (rule.scope != Scope::kProvider || (!rule.provider.empty() && rule.provider != provider)) continue;
+    std::string base = "provider:" + std::string(provider) + ":";
+    if (rule.requests > 0)
+      checks_.push_back({base + "rpm", Unit::kRequests, 1, owner_.per_window(rule.requests), false, -1,
+                         std::string(provider)});
+    if (rule.tokens > 0)
+      checks_.push_back({base + "tpm", Unit::kTokens, static_cast<double>(estimated_tokens_),
+                         owner_.per_window(rule.tokens), false, -1, std::string(provider)});
+  }
+  return attempt_step(ctx, attempt_begin_);
+}
+
+Status Limiter::attempt_step(Context& ctx, size_t i) {
+  if (i == checks_.size()) return Status::kContinue;
+  return ctx.state_then(owner_.take(checks_[i]), [this, i](Context& ctx, const StateResult& r) {
+    Check& c = checks_[i];
+    if (r.ok() && r.applied) {
+      c.taken = true;
+      return attempt_step(ctx, i + 1);
+    }
+    if (!r.ok() && owner_.settings().fail_open) return attempt_step(ctx, i + 1);
+    // Give back what this attempt took from the provider's other counters.
+    for (size_t k = attempt_begin_; k < i; ++k)
+      if (checks_[k].taken) {
+        ferry::sdk::state_call(
+            owner_.take({checks_[k].key, checks_[k].unit, -checks_[k].amount, checks_[k].limit}), nullptr);
+        checks_[k].taken = false;
+      }
+    ferry::sdk::metric(FERRY_METRIC_COUNTER,
+                       "ferry_ratelimit_provider_skips_total{provider=\"" + c.provider + "\"}", 1);
+    std::string what = c.unit == Unit::kRequests ? "requests" : "tokens";
+    ctx.set_tag("skip_reason",
+                r.ok() ? "over its limit of " + std::to_string(static_cast<int64_t>(c.limit)) + " " + what +
+                             " per " + std::to_string(owner_.settings().window_ms / 1000) + " s"
+                       : std::string("rate limits cannot be checked (state backend unavailable)"));
+    if (r.retry_after_ms) ctx.set_tag("retry_after_ms", std::to_string(r.retry_after_ms));
+    return Status::kSkip;
+  });
+}
+
 // Token counters were charged an estimate: now that the usage is known,
 // charge the difference (or give it back), past the limit if need be.
 void Limiter::on_complete(Context&, const ferry_request_summary& s) {
@@ -314,10 +368,13 @@ void Limiter::on_complete(Context&, const ferry_request_summary& s) {
   if (s.prompt_tokens >= 0) actual += s.prompt_tokens;
   if (s.completion_tokens >= 0) actual += s.completion_tokens;
   double delta = static_cast<double>(actual - estimated_tokens_);
-  if (delta == 0) return;
-  for (const auto& c : checks_)
-    if (c.taken && c.unit == Unit::kTokens)
-      ferry::sdk::state_call(owner_.take({c.key, c.unit, delta, c.limit}).force(), nullptr);
+  std::string answered(ferry::sdk::sv(s.provider));
+  for (const auto& c : checks_) {
+    if (!c.taken || c.unit != Unit::kTokens) continue;
+    // An attempt on another provider that failed used none of its tokens.
+    double d = c.provider.empty() || c.provider == answered ? delta : -c.amount;
+    if (d != 0) ferry::sdk::state_call(owner_.take({c.key, c.unit, d, c.limit}).force(), nullptr);
+  }
 }
 
 }  // namespace

@@ -74,6 +74,8 @@ typedef int32_t ferry_status;
 #define FERRY_RESPOND 1
 /* Hook: not finished; the plugin will call host->resume() exactly once. */
 #define FERRY_PAUSE 2
+/* on_attempt (1.2): not this provider; the host tries the next candidate. */
+#define FERRY_SKIP 3
 
 #define FERRY_ERR_INVALID_ARGUMENT 100
 #define FERRY_ERR_NOT_FOUND 101
@@ -561,6 +563,11 @@ typedef struct ferry_middleware_vtable {
    * host->admin_reply() once; any other status answers 500. */
   ferry_status (*on_admin)(ferry_instance* instance, const ferry_admin_request* request,
                            ferry_admin_reply* reply);
+  /* Before each upstream attempt (retries included), in pipeline order, with
+   * the provider chosen (FERRY_CTX_PROVIDER too): CONTINUE, SKIP (try the next
+   * candidate; not held against the provider) or PAUSE. E.g. per-provider rate
+   * limits. */
+  ferry_status (*on_attempt)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx, ferry_view provider);
 } ferry_middleware_vtable;
 
 /* ------------------------------------------------------------------------ */

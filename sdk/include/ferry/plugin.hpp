@@ -50,6 +50,7 @@ enum class Status : ferry_status {
   kContinue = FERRY_CONTINUE,
   kRespond = FERRY_RESPOND,
   kPause = FERRY_PAUSE,
+  kSkip = FERRY_SKIP,  // on_attempt: not this provider (1.2)
   kInvalidArgument = FERRY_ERR_INVALID_ARGUMENT,
   kNotFound = FERRY_ERR_NOT_FOUND,
   kTypeMismatch = FERRY_ERR_TYPE_MISMATCH,
@@ -927,6 +928,9 @@ class Filter {
   virtual Status on_request(Context&, Json& /*request*/) { return Status::kContinue; }
   virtual Status on_response(Context&, Json& /*response*/) { return Status::kContinue; }
   virtual Status on_chunk(Context&, Json& /*chunk*/) { return Status::kContinue; }
+  // Before each upstream attempt (1.2): kContinue, kSkip (try the next
+  // provider) or kPause.
+  virtual Status on_attempt(Context&, std::string_view /*provider*/) { return Status::kContinue; }
   virtual void on_complete(Context&, const ferry_request_summary&) {}
 };
 
@@ -1168,6 +1172,13 @@ struct MiddlewareGlue {
       return kOk;
     });
   }
+  static ferry_status on_attempt(ferry_instance* i, ferry_filter* f, ferry_ctx* c,
+                                 ferry_view provider) noexcept {
+    return guarded("on_attempt", [&] {
+      Context ctx(c);
+      return target(i, f).on_attempt(ctx, sv(provider));
+    });
+  }
   static ferry_status on_admin(ferry_instance* i, const ferry_admin_request* r,
                                ferry_admin_reply* reply) noexcept {
     return guarded("on_admin", [&] {
@@ -1205,6 +1216,8 @@ const ferry_middleware_vtable* middleware_vtable() {
       v.on_chunk = &MiddlewareGlue::on_chunk;
     if (has_filter || !std::is_same_v<decltype(&T::on_complete), decltype(&Filter::on_complete)>)
       v.on_complete = &MiddlewareGlue::on_complete;
+    if (has_filter || !std::is_same_v<decltype(&T::on_attempt), decltype(&Filter::on_attempt)>)
+      v.on_attempt = &MiddlewareGlue::on_attempt;
     if (!std::is_same_v<decltype(&T::on_event), decltype(&Middleware::on_event)>)
       v.on_event = &MiddlewareGlue::on_event;
     if (!std::is_same_v<decltype(&T::on_admin), decltype(&Middleware::on_admin)>)
