@@ -173,7 +173,11 @@ TEST(CacheRedis, InstancesShareWhatAnyOfThemStored) {
   auto b = Ferryd::start(config);
   auto first = ask(*a, "shared answer");
   EXPECT_EQ(first.header("x-ferry-cache"), "miss");
-  EXPECT_TRUE(eventually([&] { return ask(*b, "shared answer").header("x-ferry-cache") == "hit"; }));
+  // a writes to Redis in the background: wait until the entry is there.
+  ASSERT_TRUE(eventually([&] {
+    return redis.cli({"--scan", "--pattern", "ferry:cache:c:*"}).find("c:") != std::string::npos;
+  }));
+  EXPECT_EQ(ask(*b, "shared answer").header("x-ferry-cache"), "hit");
   EXPECT_EQ(up.requests(), 1);
 }
 
