@@ -59,22 +59,9 @@ std::string format_usd(double v) {
 std::string identity(Context& ctx, const Json& req, Scope scope) {
   switch (scope) {
     case Scope::kGlobal: return "all";
-    case Scope::kTeam: return std::string(ctx.tag("team").value_or(""));
-    case Scope::kUser: {
-      if (auto t = ctx.tag("user")) return std::string(*t);
-      if (auto h = ctx.header("x-ferry-user")) return std::string(*h);
-      return std::string(req.string("/user").value_or(""));
-    }
-    case Scope::kKey: {
-      if (auto t = ctx.tag("key")) return std::string(*t);
-      auto h = ctx.header("authorization");
-      if (!h) h = ctx.header("x-api-key");
-      if (!h) return {};
-      char buf[20];
-      std::snprintf(buf, sizeof buf, "h%016llx",
-                    static_cast<unsigned long long>(ferry::sdk::stable_hash(*h)));
-      return buf;
-    }
+    case Scope::kTeam: return ferry::sdk::requester(ctx, req, "team");
+    case Scope::kUser: return ferry::sdk::requester(ctx, req, "user");
+    case Scope::kKey: return ferry::sdk::requester(ctx, req, "key");
   }
   return {};
 }

@@ -54,12 +54,6 @@ struct Check {
   std::string provider{};  // provider-scoped checks: whose attempt took it
 };
 
-std::string hex(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 // Who the request is, for a scope; empty when it cannot be told (the rule is
 // then skipped for this request).
 std::string identity(Context& ctx, const Json& req, Scope scope) {
@@ -67,20 +61,9 @@ std::string identity(Context& ctx, const Json& req, Scope scope) {
     case Scope::kGlobal: return "all";
     case Scope::kModel: return std::string(ctx.model());
     case Scope::kProvider: return {};  // checked per attempt, in on_attempt
-    case Scope::kTeam: return std::string(ctx.tag("team").value_or(""));
-    case Scope::kUser: {
-      if (auto t = ctx.tag("user")) return std::string(*t);
-      if (auto h = ctx.header("x-ferry-user")) return std::string(*h);
-      return std::string(req.string("/user").value_or(""));
-    }
-    case Scope::kKey: {
-      if (auto t = ctx.tag("key")) return std::string(*t);
-      // Without the auth plugin, the client's own credential (hashed: never
-      // stored in clear) identifies it.
-      auto h = ctx.header("authorization");
-      if (!h) h = ctx.header("x-api-key");
-      return h ? "h" + hex(ferry::sdk::stable_hash(*h)) : std::string();
-    }
+    case Scope::kTeam: return ferry::sdk::requester(ctx, req, "team");
+    case Scope::kUser: return ferry::sdk::requester(ctx, req, "user");
+    case Scope::kKey: return ferry::sdk::requester(ctx, req, "key");
   }
   return {};
 }

@@ -796,6 +796,31 @@ inline Status Context::call_then(std::string_view operation, std::string_view js
   return Status::kPause;  // the answer always comes later, from the pipeline
 }
 
+// Who is asking, by the conventions Ferry's plugins share (1.2), for limits,
+// budgets and logs; empty when it cannot be told.
+// - "key": the auth plugin's key id (tag "key"), else a hash of the client's
+//   own Authorization or x-api-key header (never the credential itself).
+// - "user": tag "user", else the x-ferry-user header, else the request's "user".
+// - "team": tag "team".
+inline std::string requester(const Context& ctx, const Json& request, std::string_view who) {
+  if (who == "team") return std::string(ctx.tag("team").value_or(""));
+  if (who == "user") {
+    if (auto t = ctx.tag("user")) return std::string(*t);
+    if (auto h = ctx.header("x-ferry-user")) return std::string(*h);
+    return std::string(request.string("/user").value_or(""));
+  }
+  if (who == "key") {
+    if (auto t = ctx.tag("key")) return std::string(*t);
+    auto h = ctx.header("authorization");
+    if (!h) h = ctx.header("x-api-key");
+    if (!h) return {};
+    char buf[20];
+    std::snprintf(buf, sizeof buf, "h%016llx", static_cast<unsigned long long>(stable_hash(*h)));
+    return buf;
+  }
+  return {};
+}
+
 // The upstream HTTP request a provider builds.
 class Upstream {
  public:
