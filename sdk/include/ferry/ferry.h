@@ -567,7 +567,8 @@ typedef struct ferry_middleware_vtable {
    * the provider chosen (FERRY_CTX_PROVIDER too): CONTINUE, SKIP (try the next
    * candidate; not held against the provider) or PAUSE. E.g. per-provider rate
    * limits. */
-  ferry_status (*on_attempt)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx, ferry_view provider);
+  ferry_status (*on_attempt)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx,
+                             ferry_view provider);
 } ferry_middleware_vtable;
 
 /* ------------------------------------------------------------------------ */
