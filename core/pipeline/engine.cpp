@@ -386,9 +386,13 @@ asio::awaitable<void> Engine::run_call(asio::any_io_executor ex, std::string par
 }
 
 void Engine::enable_calls(RequestContext& ctx) {
-  ctx.call = [this, ex = ctx.async->executor(), parent = ctx.request_id](
-                 RequestContext::Operation op, std::string body, std::function<void(int, std::string)> done) {
-    asio::co_spawn(ex, run_call(ex, parent, op, std::move(body), std::move(done)), asio::detached);
+  ctx.call_owner = this;
+  ctx.call = [](void* owner, RequestContext& parent, RequestContext::Operation op, std::string body,
+                RequestContext::CallDone done) {
+    auto* engine = static_cast<Engine*>(owner);
+    auto ex = parent.async->executor();
+    asio::co_spawn(ex, engine->run_call(ex, parent.request_id, op, std::move(body), std::move(done)),
+                   asio::detached);
   };
 }
 
@@ -671,7 +675,9 @@ asio::awaitable<std::string> Call::run_on_attempt(const Provider& p) {
     if (!vt.on_attempt) continue;
     ferry_status st =
         vt.on_attempt(f.middleware->plugin->instance(), f.filter, plugin::handle(&ctx_), fv(p.name));
-    HookResult r = co_await settle(st);
+    if (st == FERRY_CONTINUE) continue;  // the common case: no coroutine frame for settle()
+    HookResult r{st};
+    if (st == FERRY_PAUSE) r = co_await settle(st);
     if (r.status == FERRY_CONTINUE) continue;
     if (r.status != FERRY_SKIP)
       log::get().warn("[{}] {}; the provider is skipped", ctx_.request_id, hook_failure(f, "on_attempt", r));

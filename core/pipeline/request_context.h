@@ -44,8 +44,11 @@ class RequestContext {
   // never streamed, no access log line.
   bool internal = false;
   // Set by the engine: runs such a request and calls `done` on this worker.
-  std::function<void(Operation, std::string body, std::function<void(int status, std::string body)> done)>
-      call;
+  // A plain function and its owner, not a std::function: set on every
+  // request, used by few, so it must cost no allocation.
+  using CallDone = std::function<void(int status, std::string body)>;
+  void (*call)(void* owner, RequestContext& ctx, Operation op, std::string body, CallDone done) = nullptr;
+  void* call_owner = nullptr;
   util::Headers client_headers;
   std::chrono::steady_clock::time_point received_at = std::chrono::steady_clock::now();
 

@@ -383,7 +383,7 @@ ferry_status host_ctx_call(ferry_ctx* c, ferry_view operation, ferry_view body, 
     return FERRY_ERR_INVALID_ARGUMENT;
   if (!r->call || r->internal) return FERRY_ERR_UNSUPPORTED;  // no calls from within a call
   std::shared_ptr<pipeline::AsyncState> async = r->async;
-  r->call(op, std::string(sv(body)), [fn, task, async](int status, std::string answer) {
+  r->call(r->call_owner, *r, op, std::string(sv(body)), [fn, task, async](int status, std::string answer) {
     fn(task, status, fv(answer), async->ended() ? 1 : 0);
   });
   return FERRY_OK;
