@@ -5,6 +5,7 @@
 // writer thread of the plugin's own does the file work. When the writer falls
 // behind by more than max_queue lines, new lines are dropped and counted
 // (ferry_audit_dropped_total) rather than slowing requests down.
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -30,7 +31,9 @@ class Writer {
   Writer(std::string path, uint64_t max_bytes, int keep, size_t max_queue)
       : path_(std::move(path)), max_bytes_(max_bytes), keep_(keep), max_queue_(max_queue) {
     file_ = std::fopen(path_.c_str(), "a");
-    if (file_) size_ = static_cast<uint64_t>(std::ftell(file_));
+    // What is already there counts toward rotation (after a restart).
+    if (file_ && std::fseek(file_, 0, SEEK_END) == 0)
+      size_ = static_cast<uint64_t>(std::max(0L, std::ftell(file_)));
     thread_ = std::thread([this] { run(); });
   }
   ~Writer() {

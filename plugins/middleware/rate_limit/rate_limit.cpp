@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -352,10 +353,17 @@ void Limiter::on_complete(Context&, const ferry_request_summary& s) {
   if (s.completion_tokens >= 0) actual += s.completion_tokens;
   double delta = static_cast<double>(actual - estimated_tokens_);
   std::string answered(ferry::sdk::sv(s.provider));
-  for (const auto& c : checks_) {
+  std::set<std::string> credited;  // counters already given the real usage
+  // Latest first: of the answering provider's attempts only the last one
+  // answered (once per counter); failed attempts used none of their tokens.
+  for (auto it = checks_.rbegin(); it != checks_.rend(); ++it) {
+    const Check& c = *it;
     if (!c.taken || c.unit != Unit::kTokens) continue;
-    // An attempt on another provider that failed used none of its tokens.
-    double d = c.provider.empty() || c.provider == answered ? delta : -c.amount;
+    double d = delta;
+    if (!c.provider.empty()) {
+      bool answered_here = c.provider == answered && credited.insert(c.key).second;
+      if (!answered_here) d = -c.amount;
+    }
     if (d != 0) ferry::sdk::state_call(owner_.take({c.key, c.unit, d, c.limit}).force(), nullptr);
   }
 }
