@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -79,8 +80,8 @@ class Limiter final : public ferry::sdk::Filter {
   void on_complete(Context& ctx, const ferry_request_summary& s) override;
 
  private:
-  Status step(Context& ctx, size_t i);
-  Status attempt_step(Context& ctx, size_t i);
+  Status check(Context& ctx);
+  Status check_attempt(Context& ctx);
   Status refuse(Context& ctx, size_t i, const StateResult& r);
   void give_back();
   void set_headers(Context& ctx);
@@ -185,39 +186,50 @@ Status Limiter::on_request(Context& ctx, Json& req) {
       checks_.push_back({base + "tpm", Unit::kTokens, static_cast<double>(estimated_tokens_),
                          owner_.per_window(rule.tokens)});
   }
-  return step(ctx, 0);
+  return check(ctx);
 }
 
-// Takes from the counters one after the other; the first refusal gives back
-// what was taken, so a refused request costs no one anything.
-Status Limiter::step(Context& ctx, size_t i) {
-  if (i == checks_.size()) {
+// Takes from every counter at once (one round trip on Redis). A refusal by
+// one gives back what the others took, so a refused request costs no one
+// anything.
+Status Limiter::check(Context& ctx) {
+  if (checks_.empty()) return Status::kContinue;
+  std::vector<StateOp> ops;
+  for (const auto& c : checks_) ops.push_back(owner_.take(c));
+  return ctx.state_all_then(std::move(ops), [this](Context& ctx, const std::vector<StateResult>& rs) {
+    std::optional<size_t> refused;
+    bool unavailable = false;
+    for (size_t i = 0; i < rs.size(); ++i) {
+      Check& c = checks_[i];
+      if (!rs[i].ok()) {
+        unavailable = true;
+      } else if (rs[i].applied) {
+        c.taken = true;
+        c.remaining = rs[i].value;
+      } else if (!refused) {
+        refused = i;
+      }
+    }
+    if (unavailable) {
+      ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_ratelimit_state_errors_total", 1);
+      if (!owner_.settings().fail_open) {
+        give_back();
+        ctx.log(LogLevel::kWarn, "state backend unavailable: refusing (fail closed)");
+        return ctx.respond_error(503, "rate_limit_unavailable",
+                                 "rate limits cannot be checked right now (state backend unavailable)",
+                                 "rate_limit_unavailable");
+      }
+      ctx.log(LogLevel::kWarn,
+              "state backend unavailable: admitting without the limits it could not check "
+              "(fail open)");
+    }
+    if (refused) return refuse(ctx, *refused, rs[*refused]);
     if (queued_) {
       queued_ = false;
       owner_.queued.fetch_sub(1);
     }
     set_headers(ctx);
     return Status::kContinue;
-  }
-  return ctx.state_then(owner_.take(checks_[i]), [this, i](Context& ctx, const StateResult& r) {
-    Check& c = checks_[i];
-    if (!r.ok()) {
-      ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_ratelimit_state_errors_total", 1);
-      if (owner_.settings().fail_open) {
-        ctx.log(LogLevel::kWarn,
-                "state backend unavailable: admitting without the " + c.key + " limit (fail open)");
-        return step(ctx, i + 1);
-      }
-      give_back();
-      ctx.log(LogLevel::kWarn, "state backend unavailable: refusing (fail closed)");
-      return ctx.respond_error(503, "rate_limit_unavailable",
-                               "rate limits cannot be checked right now (state backend unavailable)",
-                               "rate_limit_unavailable");
-    }
-    if (!r.applied) return refuse(ctx, i, r);
-    c.taken = true;
-    c.remaining = r.value;
-    return step(ctx, i + 1);
   });
 }
 
@@ -235,13 +247,14 @@ Status Limiter::refuse(Context& ctx, size_t i, const StateResult& r) {
     }
   }
   if (can_wait) {
-    // Wait where we are: the counters taken so far stay taken, and this one
-    // is tried again once the backend says there will be room.
+    // Give everything back and try the whole set again once the backend says
+    // there will be room (a timer, not a thread).
+    give_back();
     ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_ratelimit_queued_total", 1);
-    ctx.schedule(r.retry_after_ms * 1'000'000, [this, i, c = ctx.handle()](bool cancelled) {
+    ctx.schedule(r.retry_after_ms * 1'000'000, [this, c = ctx.handle()](bool cancelled) {
       if (cancelled) return;
       Context ctx(c);
-      Status st = step(ctx, i);
+      Status st = check(ctx);
       if (st != Status::kPause) ctx.resume(st);
     });
     return Status::kPause;
@@ -313,33 +326,44 @@ Status Limiter::on_attempt(Context& ctx, std::string_view provider) {
       checks_.push_back({base + "tpm", Unit::kTokens, static_cast<double>(estimated_tokens_),
                          owner_.per_window(rule.tokens), false, -1, std::string(provider)});
   }
-  return attempt_step(ctx, attempt_begin_);
+  if (attempt_begin_ == checks_.size()) return Status::kContinue;  // no limit for this provider
+  return check_attempt(ctx);
 }
 
-Status Limiter::attempt_step(Context& ctx, size_t i) {
-  if (i == checks_.size()) return Status::kContinue;
-  return ctx.state_then(owner_.take(checks_[i]), [this, i](Context& ctx, const StateResult& r) {
-    Check& c = checks_[i];
-    if (r.ok() && r.applied) {
-      c.taken = true;
-      return attempt_step(ctx, i + 1);
+Status Limiter::check_attempt(Context& ctx) {
+  std::vector<StateOp> ops;
+  for (size_t i = attempt_begin_; i < checks_.size(); ++i) ops.push_back(owner_.take(checks_[i]));
+  return ctx.state_all_then(std::move(ops), [this](Context& ctx, const std::vector<StateResult>& rs) {
+    std::optional<size_t> refused;  // index into checks_
+    bool unavailable = false;
+    for (size_t k = 0; k < rs.size(); ++k) {
+      Check& c = checks_[attempt_begin_ + k];
+      if (!rs[k].ok())
+        unavailable = true;
+      else if (rs[k].applied)
+        c.taken = true;
+      else if (!refused)
+        refused = attempt_begin_ + k;
     }
-    if (!r.ok() && owner_.settings().fail_open) return attempt_step(ctx, i + 1);
+    bool skip = refused || (unavailable && !owner_.settings().fail_open);
+    if (!skip) return Status::kContinue;
     // Give back what this attempt took from the provider's other counters.
-    for (size_t k = attempt_begin_; k < i; ++k)
+    for (size_t k = attempt_begin_; k < checks_.size(); ++k)
       if (checks_[k].taken) {
         ferry::sdk::state_call(
             owner_.take({checks_[k].key, checks_[k].unit, -checks_[k].amount, checks_[k].limit}), nullptr);
         checks_[k].taken = false;
       }
+    const Check& c = checks_[refused.value_or(attempt_begin_)];
     ferry::sdk::metric(FERRY_METRIC_COUNTER,
                        "ferry_ratelimit_provider_skips_total{provider=\"" + c.provider + "\"}", 1);
     std::string what = c.unit == Unit::kRequests ? "requests" : "tokens";
     ctx.set_tag("skip_reason",
-                r.ok() ? "over its limit of " + std::to_string(static_cast<int64_t>(c.limit)) + " " + what +
-                             " per " + std::to_string(owner_.settings().window_ms / 1000) + " s"
-                       : std::string("rate limits cannot be checked (state backend unavailable)"));
-    if (r.retry_after_ms) ctx.set_tag("retry_after_ms", std::to_string(r.retry_after_ms));
+                refused ? "over its limit of " + std::to_string(static_cast<int64_t>(c.limit)) + " " + what +
+                              " per " + std::to_string(owner_.settings().window_ms / 1000) + " s"
+                        : std::string("rate limits cannot be checked (state backend unavailable)"));
+    if (refused && rs[*refused - attempt_begin_].retry_after_ms)
+      ctx.set_tag("retry_after_ms", std::to_string(rs[*refused - attempt_begin_].retry_after_ms));
     return Status::kSkip;
   });
 }

@@ -688,6 +688,12 @@ class Context {
   // meanwhile. `then` may itself return kPause after starting more work (a
   // second state_then, a schedule()) that will resume the hook.
   Status state_then(const StateOp& op, std::function<Status(Context&, const StateResult&)> then);
+  // The same for several operations at once: they are sent together (one
+  // round trip on Redis, which pipelines them) and `then` sees every result,
+  // in order, once all are in. Each operation is atomic on its own; the set
+  // is not (give back what was taken when one is refused).
+  Status state_all_then(std::vector<StateOp> ops,
+                        std::function<Status(Context&, const std::vector<StateResult>&)> then);
 
   // An internal request through this gateway's pipelines (ABI 1.2), e.g.
   // ("embeddings", {"model": ..., "input": ...}); no middleware runs on it.
@@ -760,6 +766,67 @@ inline Status Context::state_then(const StateOp& op_in,
     return static_cast<Status>(s);
   }
   return flow->answered ? flow->status : Status::kPause;
+}
+
+inline Status Context::state_all_then(std::vector<StateOp> ops,
+                                      std::function<Status(Context&, const std::vector<StateResult>&)> then) {
+  struct Join {
+    size_t pending = 0;
+    std::vector<StateResult> results;
+    std::vector<std::string> data;  // owned copies: results' views point here
+    bool calling = true;            // still inside state_all_then
+    bool answered = false;
+    bool cancelled = false;
+    Status status = Status::kContinue;
+    ferry_ctx* ctx = nullptr;
+    std::function<Status(Context&, const std::vector<StateResult>&)> then;
+    // The last answer decides, like state_then's single one.
+    void finish() {
+      if (cancelled) return;
+      Context c(ctx);
+      for (size_t i = 0; i < results.size(); ++i) results[i].data = data[i];
+      Status s;
+      try {
+        s = then(c, results);
+      } catch (...) {
+        s = Status::kInternal;
+      }
+      if (calling) {
+        answered = true;
+        status = s;
+      } else if (s != Status::kPause) {
+        c.resume(s);
+      }
+    }
+  };
+  auto join = std::make_shared<Join>();
+  join->pending = ops.size();
+  join->results.resize(ops.size());
+  join->data.resize(ops.size());
+  join->ctx = ctx_;
+  join->then = std::move(then);
+  if (ops.empty()) {
+    join->finish();
+    return join->status;
+  }
+  for (size_t i = 0; i < ops.size(); ++i) {
+    auto* task = new ferry_task{nullptr,
+                                [join, i](const ferry_state_result& r) {
+                                  if (r.cancelled) join->cancelled = true;
+                                  join->results[i] = StateResult::from(r);
+                                  join->data[i] = std::string(sv(r.data));
+                                  if (--join->pending == 0) join->finish();
+                                },
+                                nullptr};
+    auto st = host().state_call(detail::g_self, ctx_, &ops[i].request(), &detail::run_state_task, task);
+    if (st != FERRY_OK) {
+      delete task;
+      join->results[i].status = static_cast<Status>(st);
+      if (--join->pending == 0) join->finish();
+    }
+  }
+  join->calling = false;
+  return join->answered ? join->status : Status::kPause;
 }
 
 namespace detail {
