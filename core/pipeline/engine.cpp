@@ -340,7 +340,17 @@ class Call {
     auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
                                                                     attempt_started_);
     p.stats.record_ttfb(static_cast<uint64_t>(us.count()));
-    ewma(p.models->for_model(ctx_.model).ttfb_ewma_us, static_cast<uint64_t>(us.count()));
+    if (attempt_model_) ewma(attempt_model_->ttfb_ewma_us, static_cast<uint64_t>(us.count()));
+  }
+  ModelState* attempt_model_ = nullptr;  // the current attempt's provider+model state
+  // A provider answered FERRY_ERR_UNSUPPORTED: not its kind of request
+  // (embeddings from a chat-only API); the next candidate is tried.
+  Failure unsupported(const Provider& p) const {
+    return Failure{502,
+                   "upstream_error",
+                   "unsupported_operation",
+                   "provider '" + p.name + "' does not serve " + ctx_.operation_name(),
+                   {}};
   }
   std::vector<SinkEvent> batch_;   // the provider's events being handled, reused
   std::vector<std::string> held_;  // chunks held back (stream_hold_chunks)
@@ -520,6 +530,7 @@ asio::awaitable<Outcome> Call::run() {
     }
     auto& model_state = p->models->for_model(ctx_.model);
     auto& breaker = model_state.breaker;
+    attempt_model_ = &model_state;
     for (uint32_t retry = 0;; ++retry) {
       if (std::chrono::steady_clock::now() >= deadline_) {
         deadline_hit = true;
@@ -951,11 +962,7 @@ asio::awaitable<Call::Result> Call::serve_attempt(const Provider& p) {
   if (st != FERRY_OK && st != FERRY_PAUSE && !sink->has_events()) {
     last_failure_ =
         st == FERRY_ERR_UNSUPPORTED
-            ? Failure{502,
-                      "upstream_error",
-                      "unsupported_operation",
-                      "provider '" + p.name + "' does not serve " + ctx_.operation_name(),
-                      {}}
+            ? unsupported(p)
             : Failure{502,
                       "upstream_error",
                       "provider_error",
@@ -1004,11 +1011,7 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
   ctx_.request.clear_scratch();
   if (st == FERRY_ERR_UNSUPPORTED) {
     // Not this adapter's kind of request (embeddings from a chat-only API).
-    last_failure_ = Failure{502,
-                            "upstream_error",
-                            "unsupported_operation",
-                            "provider '" + p.name + "' does not serve " + ctx_.operation_name(),
-                            {}};
+    last_failure_ = unsupported(p);
     co_return Result::kFailed;
   }
   if (st != FERRY_OK || build.request.url.empty()) {

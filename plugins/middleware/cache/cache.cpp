@@ -234,19 +234,22 @@ Status Lookup::on_request(Context& ctx, Json& req) {
   std::string_view control = ctx.header("cache-control").value_or("");
   bool no_store = control.find("no-store") != std::string_view::npos;
   bool no_cache = no_store || control.find("no-cache") != std::string_view::npos;
-  JsonWriter w;
+  // One pass: the canonical request, and for a semantic cache the same
+  // without the text (the scope semantic matches may come from).
+  const bool semantic = owner_.semantic().has_value();
+  JsonWriter w, scope;
   w.begin_object().key("$operation").value(ctx.operation());
-  for (const char* field : kKeyFields)
-    if (auto raw = req.raw(std::string("/") + field)) w.key(field).raw(*raw);
+  if (semantic) scope.begin_object().key("$operation").value(ctx.operation());
+  for (const char* field : kKeyFields) {
+    auto raw = req.raw(std::string("/") + field);
+    if (!raw) continue;
+    w.key(field).raw(*raw);
+    if (semantic && std::string_view(field) != "messages" && std::string_view(field) != "input")
+      scope.key(field).raw(*raw);
+  }
   w.end_object();
-  canon_ = w.str();
-  JsonWriter scope;
-  scope.begin_object().key("$operation").value(ctx.operation());
-  for (const char* field : kKeyFields)
-    if (std::string_view(field) != "messages" && std::string_view(field) != "input")
-      if (auto raw = req.raw(std::string("/") + field)) scope.key(field).raw(*raw);
-  scope.end_object();
-  scope_ = scope.str();
+  canon_ = w.take();
+  if (semantic) scope_ = scope.end_object().take();
   key_ = hex64(ferry::sdk::stable_hash(canon_)) + hex64(ferry::sdk::stable_hash(canon_ + "\x01"));
   store_ = !no_store;
   if (no_cache) {

@@ -226,31 +226,24 @@ void report(Context& ctx, const Findings& f, const char* where) {
 Status Stream::on_request(Context& ctx, Json& req) {
   if (!owner_.input()) return Status::kContinue;
   Findings f;
-  for (size_t i = 0, n = req.size("/messages"); i < n; ++i) {
-    std::string m = "/messages/" + std::to_string(i) + "/content";
-    auto check = [&](const std::string& pointer) {
-      auto text = req.string(pointer);
-      if (!text) return;
-      std::string original(*text);
-      std::string cleaned = owner_.apply_all(original, f);
-      if (cleaned != original) req.set_string(pointer, cleaned);
-    };
-    if (req.type(m) == FERRY_JSON_STRING) check(m);
-    for (size_t p = 0, parts = req.size(m); p < parts && req.type(m) == FERRY_JSON_ARRAY; ++p)
-      if (req.string(m + "/" + std::to_string(p) + "/type") == std::optional<std::string_view>("text"))
-        check(m + "/" + std::to_string(p) + "/text");
-  }
-  // Embeddings (1.2): the input strings.
-  auto check_input = [&](const std::string& pointer) {
+  auto check = [&](const std::string& pointer) {
     auto text = req.string(pointer);
     if (!text) return;
     std::string original(*text);
     std::string cleaned = owner_.apply_all(original, f);
     if (cleaned != original) req.set_string(pointer, cleaned);
   };
-  if (req.type("/input") == FERRY_JSON_STRING) check_input("/input");
+  for (size_t i = 0, n = req.size("/messages"); i < n; ++i) {
+    std::string m = "/messages/" + std::to_string(i) + "/content";
+    if (req.type(m) == FERRY_JSON_STRING) check(m);
+    for (size_t p = 0, parts = req.size(m); p < parts && req.type(m) == FERRY_JSON_ARRAY; ++p)
+      if (req.string(m + "/" + std::to_string(p) + "/type") == std::optional<std::string_view>("text"))
+        check(m + "/" + std::to_string(p) + "/text");
+  }
+  // Embeddings (1.2): the input strings.
+  if (req.type("/input") == FERRY_JSON_STRING) check("/input");
   for (size_t i = 0, n = req.type("/input") == FERRY_JSON_ARRAY ? req.size("/input") : 0; i < n; ++i)
-    check_input("/input/" + std::to_string(i));
+    check("/input/" + std::to_string(i));
   if (!f.blocked.empty()) {
     ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_guardrails_blocked_total{where=\"input\"}", 1);
     return ctx.respond_error(400, "invalid_request_error",
