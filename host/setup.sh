@@ -20,7 +20,7 @@ say() { printf '\n== %s\n' "$*" >&2; }
 packages=(
   build-essential cmake ninja-build ccache pkg-config git ca-certificates openssl socat
   libboost1.81-dev libssl-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev
-  libcpp-httplib-dev libgtest-dev libhiredis-dev libsqlite3-dev
+  libcpp-httplib-dev libgtest-dev libhiredis-dev libsqlite3-dev libre2-dev
 )
 
 install_missing() {

@@ -19,6 +19,17 @@ std::string Diagnostic::str() const {
   return pos.file + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) + ": " + message;
 }
 
+json::ParseLimits LimitsConfig::request_json() const {
+  json::ParseLimits p;
+  p.max_depth = max_json_depth;
+  p.max_object_keys = max_object_keys;
+  p.max_array_items = max_array_items;
+  p.max_values = max_json_values;
+  p.max_string_bytes = max_string_bytes;
+  p.reject_duplicate_keys = true;
+  return p;
+}
+
 const ProviderConfig* Config::provider(std::string_view name) const {
   for (const auto& p : providers)
     if (p.block.name == name) return &p;
@@ -211,7 +222,7 @@ class TableReader {
   std::set<std::string, std::less<>> known_;
 };
 
-void read_server(TableReader& r, ServerConfig& s) {
+void read_server(TableReader& r, ServerConfig& s, LimitsConfig& limits) {
   std::string listen;
   if (r.string("listen", listen)) {
     if (!parse_listen(listen, s.host, s.port))
@@ -219,9 +230,27 @@ void read_server(TableReader& r, ServerConfig& s) {
               "listen in [server] must be HOST:PORT, e.g. \"127.0.0.1:8080\", not \"" + listen + "\"");
   }
   r.integer("threads", s.threads, 0, 1024);
-  r.integer("max_body_bytes", s.max_body_bytes, 1024, int64_t{1} << 32);
+  r.integer("max_body_bytes", limits.max_body_bytes, 1024, int64_t{1} << 32);  // the older place for it
   r.integer("drain_timeout_ms", s.drain_timeout_ms, 0, 3'600'000);
   r.integer("idle_timeout_ms", s.idle_timeout_ms, 100, 3'600'000);
+  r.integer("header_timeout_ms", s.header_timeout_ms, 100, 3'600'000);
+  r.integer("body_timeout_ms", s.body_timeout_ms, 100, 3'600'000);
+  r.finish();
+}
+
+void read_limits(TableReader& r, LimitsConfig& l) {
+  r.integer("max_body_bytes", l.max_body_bytes, 1024, int64_t{1} << 32);
+  r.integer("max_header_bytes", l.max_header_bytes, 1024, 16 << 20);
+  r.integer("max_header_count", l.max_header_count, 8, 10'000);
+  r.integer("max_connections", l.max_connections, 0, 10'000'000);
+  r.integer("max_json_depth", l.max_json_depth, 4, 10'000);
+  r.integer("max_object_keys", l.max_object_keys, 16, 100'000'000);
+  r.integer("max_array_items", l.max_array_items, 16, 1'000'000'000);
+  r.integer("max_json_values", l.max_json_values, 64, int64_t{1} << 40);
+  r.integer("max_string_bytes", l.max_string_bytes, 64, int64_t{1} << 40);
+  r.integer("max_messages", l.max_messages, 1, 100'000'000);
+  r.integer("max_tools", l.max_tools, 0, 1'000'000);
+  r.integer("max_images", l.max_images, 0, 1'000'000);
   r.finish();
 }
 
@@ -305,7 +334,11 @@ LoadResult load_string(std::string_view text, const std::string& path) {
 
   if (auto t = top.table("server")) {
     TableReader r(*t, "[server]", path, errors);
-    read_server(r, cfg->server);
+    read_server(r, cfg->server, cfg->limits);
+  }
+  if (auto t = top.table("limits")) {
+    TableReader r(*t, "[limits]", path, errors);
+    read_limits(r, cfg->limits);
   }
   if (auto t = top.table("log")) {
     TableReader r(*t, "[log]", path, errors);

@@ -49,9 +49,35 @@ struct ServerConfig {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
   unsigned threads = 0;  // 0: one per core
-  size_t max_body_bytes = 4 * 1024 * 1024;
   uint32_t drain_timeout_ms = 30'000;
-  uint32_t idle_timeout_ms = 60'000;
+  uint32_t idle_timeout_ms = 60'000;    // a kept-alive connection waiting for its next request
+  uint32_t header_timeout_ms = 10'000;  // from a request's first byte to the end of its headers
+  uint32_t body_timeout_ms = 60'000;    // for the whole body once the headers are in
+};
+
+// Every input dimension ferryd parses, in one place: [limits] in TOML, the
+// README lists them with their defaults. Past a limit a client gets a precise
+// 4xx naming it; nothing is parsed or allocated beyond it.
+struct LimitsConfig {
+  size_t max_body_bytes = 4 * 1024 * 1024;  // also accepted as [server] max_body_bytes
+  uint32_t max_header_bytes = 64 * 1024;    // request line and headers together
+  uint32_t max_header_count = 100;
+  // 0: derived from the file-descriptor limit, keeping room for upstream
+  // sockets and the admin listener. Near it the oldest idle connections go.
+  uint32_t max_connections = 0;
+  // A client body's JSON (ParseLimits): nesting, keys per object, items per
+  // array, values in all, bytes per string. Duplicate keys are refused.
+  uint32_t max_json_depth = json::ParseLimits::kDefaultDepth;
+  uint32_t max_object_keys = 10'000;
+  uint32_t max_array_items = 100'000;
+  uint64_t max_json_values = 1'000'000;
+  uint64_t max_string_bytes = 4 * 1024 * 1024;
+  // The shape of a chat request.
+  uint32_t max_messages = 10'000;
+  uint32_t max_tools = 512;
+  uint32_t max_images = 500;
+
+  json::ParseLimits request_json() const;
 };
 
 // The admin listener: a separate address for operators (health, breakers,
@@ -119,6 +145,7 @@ struct Config {
   std::string path;
   std::vector<std::string> plugin_dirs;  // absolute
   ServerConfig server;
+  LimitsConfig limits;
   AdminConfig admin;
   StateConfig state;
   LogConfig log;

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -61,6 +62,7 @@ ssl::context* tls_context(const std::string& ca_file, std::string& error) {
 UpstreamError map_error(const error_code& ec, std::string_view during) {
   using K = UpstreamError::Kind;
   std::string what = std::string(during) + ": " + ec.message();
+  if (ec == asio::error::operation_aborted) return {K::kCancelled, std::string(during) + ": cancelled"};
   if (ec == beast::error::timeout) return {K::kTimeout, std::string(during) + ": timed out"};
   if (ec == asio::error::connection_refused || ec == asio::error::host_not_found ||
       ec == asio::error::host_not_found_try_again || ec == asio::error::network_unreachable ||
@@ -91,11 +93,34 @@ struct Connection {
 
 class ClientImpl;
 
+using Clock = std::chrono::steady_clock;
+
+// The time an operation may take: the per-read timeout, unless less than that
+// is left of the whole exchange (`total_cut` then says so).
+std::chrono::milliseconds time_left(std::chrono::milliseconds per_read, Clock::time_point deadline,
+                                    bool& total_cut) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  total_cut = left < per_read;
+  return std::max(std::chrono::milliseconds(1), std::min(per_read, left));
+}
+
+UpstreamError total_timeout(const UpstreamOptions& o) {
+  return {UpstreamError::Kind::kTimeout,
+          "the exchange took longer than its total timeout of " + std::to_string(o.total.count()) + " ms"};
+}
+
 class Exchange final : public UpstreamExchange {
  public:
   Exchange(ClientImpl& client, std::unique_ptr<Connection> conn,
-           std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> parser, UpstreamOptions options)
-      : client_(client), conn_(std::move(conn)), parser_(std::move(parser)), read_timeout_(options.read) {
+           std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> parser, UpstreamOptions options,
+           Clock::time_point deadline, asio::cancellation_slot cancel)
+      : client_(client),
+        conn_(std::move(conn)),
+        parser_(std::move(parser)),
+        options_(std::move(options)),
+        read_timeout_(options_.read),
+        deadline_(deadline),
+        cancel_(cancel) {
     const auto& res = parser_->get();
     status_ = static_cast<int>(res.result_int());
     for (const auto& f : res) headers_.add(f.name_string(), f.value());
@@ -119,17 +144,20 @@ class Exchange final : public UpstreamExchange {
     auto& body = parser_->get().body();
     body.data = buf_.data();
     body.size = buf_.size();
-    conn_->tcp().expires_after(read_timeout_);
+    bool total_cut = false;
+    conn_->tcp().expires_after(time_left(read_timeout_, deadline_, total_cut));
+    auto token = asio::bind_cancellation_slot(cancel_, kNoThrow);
     error_code ec;
     if (conn_->secure)
       std::tie(ec, std::ignore) =
-          co_await bhttp::async_read_some(*conn_->secure, conn_->buffer, *parser_, kNoThrow);
+          co_await bhttp::async_read_some(*conn_->secure, conn_->buffer, *parser_, token);
     else
       std::tie(ec, std::ignore) =
-          co_await bhttp::async_read_some(*conn_->plain, conn_->buffer, *parser_, kNoThrow);
+          co_await bhttp::async_read_some(*conn_->plain, conn_->buffer, *parser_, token);
     if (ec == bhttp::error::need_buffer) ec = {};
     if (ec) {
       conn_.reset();
+      if (ec == beast::error::timeout && total_cut) co_return total_timeout(options_);
       co_return map_error(ec, "reading the upstream body");
     }
     out.append(buf_.data(), buf_.size() - body.size);
@@ -173,7 +201,10 @@ class Exchange final : public UpstreamExchange {
   ClientImpl& client_;
   std::unique_ptr<Connection> conn_;
   std::unique_ptr<bhttp::response_parser<bhttp::buffer_body>> parser_;
+  UpstreamOptions options_;
   std::chrono::milliseconds read_timeout_;
+  Clock::time_point deadline_;
+  asio::cancellation_slot cancel_;
   int status_ = 0;
   util::Headers headers_;
   std::array<char, 16 * 1024> buf_;
@@ -183,7 +214,10 @@ class ClientImpl final : public UpstreamClient {
  public:
   explicit ClientImpl(asio::any_io_executor ex) : ex_(std::move(ex)), resolver_(ex_) {}
 
-  asio::awaitable<SendResult> send(const UpstreamRequest& request, const UpstreamOptions& options) override {
+  asio::awaitable<SendResult> send(const UpstreamRequest& request, const UpstreamOptions& options,
+                                   asio::cancellation_slot cancel) override {
+    const auto deadline = Clock::now() + options.total;
+    auto token = asio::bind_cancellation_slot(cancel, kNoThrow);
     std::string why;
     auto url = parse_url(request.url, &why);
     SendResult failed;
@@ -214,7 +248,7 @@ class ClientImpl final : public UpstreamClient {
       std::unique_ptr<Connection> conn = take_idle(pool_key);
       if (!conn) {
         UpstreamError err;
-        conn = co_await connect(*url, pool_key, options, err);
+        conn = co_await connect(*url, pool_key, options, cancel, err);
         if (err) {
           failed.error = std::move(err);
           co_return failed;
@@ -224,22 +258,27 @@ class ClientImpl final : public UpstreamClient {
       parser->body_limit(boost::none);
       parser->header_limit(64 * 1024);
       bool reused = conn->reused;
-      conn->tcp().expires_after(options.read);
+      bool total_cut = false;
+      conn->tcp().expires_after(time_left(options.read, deadline, total_cut));
       error_code ec;
       if (conn->secure)
-        std::tie(ec, std::ignore) = co_await bhttp::async_write(*conn->secure, req, kNoThrow);
+        std::tie(ec, std::ignore) = co_await bhttp::async_write(*conn->secure, req, token);
       else
-        std::tie(ec, std::ignore) = co_await bhttp::async_write(*conn->plain, req, kNoThrow);
+        std::tie(ec, std::ignore) = co_await bhttp::async_write(*conn->plain, req, token);
       if (!ec) {
-        conn->tcp().expires_after(options.read);
+        conn->tcp().expires_after(time_left(options.read, deadline, total_cut));
         if (conn->secure)
           std::tie(ec, std::ignore) =
-              co_await bhttp::async_read_header(*conn->secure, conn->buffer, *parser, kNoThrow);
+              co_await bhttp::async_read_header(*conn->secure, conn->buffer, *parser, token);
         else
           std::tie(ec, std::ignore) =
-              co_await bhttp::async_read_header(*conn->plain, conn->buffer, *parser, kNoThrow);
+              co_await bhttp::async_read_header(*conn->plain, conn->buffer, *parser, token);
       }
       if (ec) {
+        if (ec == beast::error::timeout && total_cut) {
+          failed.error = total_timeout(options);
+          co_return failed;
+        }
         auto err = map_error(ec, "waiting for the upstream answer");
         if (reused && err.kind == UpstreamError::Kind::kReset) continue;
         failed.error = std::move(err);
@@ -248,7 +287,8 @@ class ClientImpl final : public UpstreamClient {
       (reused ? stats_.connections_reused : stats_.connections_opened)
           .fetch_add(1, std::memory_order_relaxed);
       SendResult ok;
-      ok.exchange = std::make_unique<Exchange>(*this, std::move(conn), std::move(parser), options);
+      ok.exchange =
+          std::make_unique<Exchange>(*this, std::move(conn), std::move(parser), options, deadline, cancel);
       co_return ok;
     }
     failed.error = UpstreamError{UpstreamError::Kind::kReset, "upstream closed the connection twice"};
@@ -277,13 +317,19 @@ class ClientImpl final : public UpstreamClient {
     while (!it->second.empty()) {
       auto conn = std::move(it->second.back());
       it->second.pop_back();
-      if (now - conn->idle_since < kMaxIdle && conn->tcp().socket().is_open()) return conn;
+      // Bytes that arrived while it sat idle answer nothing we asked: a
+      // server that sends them must not have them read as the next answer.
+      error_code ec;
+      bool unread = conn->tcp().socket().available(ec) > 0 || ec;
+      if (now - conn->idle_since < kMaxIdle && conn->tcp().socket().is_open() && !unread) return conn;
     }
     return nullptr;
   }
 
   asio::awaitable<std::unique_ptr<Connection>> connect(const Url& url, const std::string& pool_key,
-                                                       const UpstreamOptions& options, UpstreamError& err) {
+                                                       const UpstreamOptions& options,
+                                                       asio::cancellation_slot cancel, UpstreamError& err) {
+    auto token = asio::bind_cancellation_slot(cancel, kNoThrow);
     auto conn = std::make_unique<Connection>();
     conn->pool_key = pool_key;
     auto [rec, endpoints] = co_await resolver_.async_resolve(url.host, std::to_string(url.port), kNoThrow);
@@ -310,7 +356,7 @@ class ClientImpl final : public UpstreamClient {
     }
     auto& tcp = conn->tcp();
     tcp.expires_after(options.connect);
-    auto [cec, ep] = co_await tcp.async_connect(endpoints, kNoThrow);
+    auto [cec, ep] = co_await tcp.async_connect(endpoints, token);
     if (cec) {
       err = map_error(cec, "connecting to " + url.origin());
       co_return nullptr;
@@ -318,7 +364,7 @@ class ClientImpl final : public UpstreamClient {
     tcp.socket().set_option(tcp::no_delay(true));
     if (conn->secure) {
       tcp.expires_after(options.connect);
-      auto [hec] = co_await conn->secure->async_handshake(ssl::stream_base::client, kNoThrow);
+      auto [hec] = co_await conn->secure->async_handshake(ssl::stream_base::client, token);
       if (hec) {
         err = {UpstreamError::Kind::kTls, "TLS handshake with " + url.origin() + " failed: " + hec.message()};
         co_return nullptr;
@@ -337,7 +383,9 @@ Exchange::~Exchange() = default;
 
 void Exchange::finish() {
   if (!conn_) return;
-  if (parser_->keep_alive()) {
+  // Bytes after the end of the body are no answer to anything: a connection
+  // holding them is never reused (they would be read as the next answer).
+  if (parser_->keep_alive() && conn_->buffer.size() == 0) {
     conn_->tcp().expires_never();
     client_.release(std::move(conn_));
   }

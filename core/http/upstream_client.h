@@ -8,6 +8,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 
 #include "core/util/headers.h"
 
@@ -26,19 +27,24 @@ struct UpstreamRequest {
 struct UpstreamOptions {
   std::chrono::milliseconds connect{5000};
   std::chrono::milliseconds read{60000};  // for the response head and between body reads
-  std::string ca_file;                    // PEM bundle to trust instead of the system store
+  // The whole exchange, however the bytes trickle in: an upstream sending a
+  // byte every few seconds never trips `read`. Ten minutes, as the official
+  // OpenAI and Anthropic clients default to.
+  std::chrono::milliseconds total{600'000};
+  std::string ca_file;  // PEM bundle to trust instead of the system store
 };
 
 // Why an exchange failed. kind decides failover (all of these may fail over).
 struct UpstreamError {
-  enum class Kind { kNone, kConnect, kTimeout, kReset, kProtocol, kTls, kTooLarge };
+  enum class Kind { kNone, kConnect, kTimeout, kReset, kProtocol, kTls, kTooLarge, kCancelled };
   Kind kind = Kind::kNone;
   std::string message;
   explicit operator bool() const { return kind != Kind::kNone; }
 };
 
 // One request/response on a pooled connection. The connection returns to the
-// pool only if the body was read to the end and the server allows keep-alive.
+// pool only if the body was read to the end, exactly (no byte after it), and
+// the server allows keep-alive.
 class UpstreamExchange {
  public:
   virtual ~UpstreamExchange() = default;
@@ -73,9 +79,11 @@ class UpstreamClient {
  public:
   virtual ~UpstreamClient() = default;
   // Connects (or reuses a pooled connection), sends the request and reads the
-  // response head.
+  // response head. Emitting on `cancel`'s signal ends this and the
+  // exchange's later reads with Kind::kCancelled.
   virtual boost::asio::awaitable<SendResult> send(const UpstreamRequest& request,
-                                                  const UpstreamOptions& options) = 0;
+                                                  const UpstreamOptions& options,
+                                                  boost::asio::cancellation_slot cancel = {}) = 0;
   // Closes idle pooled connections (drain).
   virtual void close_idle() = 0;
   virtual const PoolStats& stats() const = 0;

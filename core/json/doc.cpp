@@ -6,9 +6,10 @@
 
 namespace ferry::json {
 
-Doc Doc::from_text(std::string text) {
+Doc Doc::from_text(std::string text, const ParseLimits* limits) {
   Doc d;
   d.text_ = std::move(text);
+  d.limits_ = limits;
   d.has_text_ = true;
   d.state_ = State::kUnparsed;
   return d;
@@ -32,8 +33,8 @@ Doc Doc::from_parsed(std::string text, Value value) {
 
 Value* Doc::value() {
   if (state_ == State::kUnparsed) {
-    value_ = Value::parse(text_, nullptr, /*allow_exceptions=*/false);
-    state_ = value_.is_discarded() ? State::kInvalid : State::kParsed;
+    bool ok = json::parse(text_, value_, limits_ ? *limits_ : ParseLimits::defaults(), &error_);
+    state_ = ok ? State::kParsed : State::kInvalid;
   }
   return state_ == State::kParsed ? &value_ : nullptr;
 }
@@ -41,12 +42,14 @@ Value* Doc::value() {
 bool Doc::is_object() {
   if (state_ == State::kParsed) return value_.is_object();
   if (state_ == State::kInvalid) return false;
+  // The scan agrees with the parser under the default limits only.
+  if (limits_) return value() && value_.is_object();
   return is_json_object(text_);
 }
 
 std::string_view Doc::text() {
   if (!has_text_) {
-    text_ = value_.dump(-1, ' ', false, Value::error_handler_t::replace);
+    text_ = json::dump(value_);
     has_text_ = true;
   }
   return text_;
@@ -179,20 +182,9 @@ bool remove(Value& root, std::string_view pointer) {
 }
 
 bool parse(std::string_view text, Value& out, std::string* error) {
-  out = Value::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!out.is_discarded()) return true;
-  if (error) {
-    // Parse again with exceptions only to learn where it went wrong; this
-    // runs only for bad input.
-    try {
-      Value again = Value::parse(text);
-      (void)again;
-      *error = "invalid JSON";
-    } catch (const Value::parse_error& e) {
-      *error = "invalid JSON at byte " + std::to_string(e.byte) + ": " +
-               std::string(e.what()).substr(std::string(e.what()).find(':') + 2);
-    }
-  }
+  ParseError e;
+  if (json::parse(text, out, ParseLimits::defaults(), &e)) return true;
+  if (error) *error = std::move(e.message);
   return false;
 }
 

@@ -4,13 +4,9 @@
 #include <string>
 #include <string_view>
 
-#include <nlohmann/json.hpp>
+#include "core/json/parse.h"
 
 namespace ferry::json {
-
-// Document order matters to users (golden files, upstream bodies they read
-// in logs), so every JSON value in Ferry keeps its keys in insertion order.
-using Value = nlohmann::ordered_json;
 
 // A JSON document as plugins see it through ferry_json. It holds text, a parsed
 // tree, or both: the tree is built on the first field access and the text on
@@ -20,13 +16,16 @@ using Value = nlohmann::ordered_json;
 class Doc {
  public:
   Doc() = default;
-  static Doc from_text(std::string text);
+  // `limits` (default: ParseLimits::defaults()) must outlive the document.
+  static Doc from_text(std::string text, const ParseLimits* limits = nullptr);
   static Doc from_value(Value value);
   // Both forms at once: the text is served as is until the tree is edited.
   static Doc from_parsed(std::string text, Value value);
 
-  // The parsed tree, or nullptr when the text is not JSON.
+  // The parsed tree, or nullptr when the text is not JSON (or exceeds the
+  // document's limits; parse_error() says why).
   Value* value();
+  const ParseError& parse_error() const { return error_; }
   bool parsed() const { return state_ == State::kParsed; }
   // Whether the document is a JSON object, without building a tree when it
   // has not been parsed yet (a validating scan of the text).
@@ -54,6 +53,8 @@ class Doc {
   std::string text_;
   bool has_text_ = false;
   Value value_;
+  const ParseLimits* limits_ = nullptr;
+  ParseError error_;
   State state_ = State::kParsed;
   bool frozen_ = false;
   std::deque<std::string> scratch_;
@@ -66,8 +67,8 @@ const Value* find(const Value& root, std::string_view pointer);
 Value* find_or_create(Value& root, std::string_view pointer);
 bool remove(Value& root, std::string_view pointer);
 
-// Parses without throwing; on failure returns false and a message with the
-// byte offset of the problem.
+// Parses within ParseLimits::defaults() without throwing; on failure returns
+// false and a message with the byte offset of the problem.
 bool parse(std::string_view text, Value& out, std::string* error);
 
 }  // namespace ferry::json

@@ -1,12 +1,18 @@
 #include "core/json/validate.h"
 
+#include <cmath>
+#include <cstdlib>
+#include <string>
+
 namespace ferry::json {
 namespace {
 
 class Validator {
  public:
-  explicit Validator(std::string_view text)
-      : p_(reinterpret_cast<const unsigned char*>(text.data())), end_(p_ + text.size()) {}
+  Validator(std::string_view text, uint32_t max_depth)
+      : p_(reinterpret_cast<const unsigned char*>(text.data())),
+        end_(p_ + text.size()),
+        max_depth_(max_depth) {}
 
   bool object_document() {
     skip_ws();
@@ -16,8 +22,6 @@ class Validator {
   }
 
  private:
-  static constexpr int kMaxDepth = 512;
-
   void skip_ws() {
     while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
   }
@@ -36,7 +40,7 @@ class Validator {
   }
 
   bool object(int depth) {
-    if (depth > kMaxDepth) return false;
+    if (static_cast<uint32_t>(depth) > max_depth_) return false;
     ++p_;  // '{'
     skip_ws();
     if (p_ != end_ && *p_ == '}') {
@@ -63,7 +67,7 @@ class Validator {
   }
 
   bool array(int depth) {
-    if (depth > kMaxDepth) return false;
+    if (static_cast<uint32_t>(depth) > max_depth_) return false;
     ++p_;  // '['
     skip_ws();
     if (p_ != end_ && *p_ == ']') {
@@ -99,6 +103,7 @@ class Validator {
   }
 
   bool number() {
+    const unsigned char* start = p_;
     if (p_ != end_ && *p_ == '-') ++p_;
     if (p_ == end_) return false;
     if (*p_ == '0') {
@@ -106,16 +111,26 @@ class Validator {
     } else if (!digits()) {
       return false;
     }
+    bool simple = p_ - start <= 18;  // surely an integer that fits
     if (p_ != end_ && *p_ == '.') {
       ++p_;
       if (!digits()) return false;
+      simple = false;
     }
     if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
       ++p_;
       if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
       if (!digits()) return false;
+      simple = false;
     }
-    return true;
+    return simple || finite(start);
+  }
+
+  // Whether the number from `start` to p_ fits a double, as the parser
+  // requires (1e400 is refused there: it must be here too).
+  bool finite(const unsigned char* start) const {
+    std::string text(reinterpret_cast<const char*>(start), static_cast<size_t>(p_ - start));
+    return std::isfinite(std::strtod(text.c_str(), nullptr));
   }
 
   int hex4() {
@@ -210,10 +225,13 @@ class Validator {
 
   const unsigned char* p_;
   const unsigned char* end_;
+  uint32_t max_depth_;
 };
 
 }  // namespace
 
-bool is_json_object(std::string_view text) { return Validator(text).object_document(); }
+bool is_json_object(std::string_view text, uint32_t max_depth) {
+  return Validator(text, max_depth).object_document();
+}
 
 }  // namespace ferry::json

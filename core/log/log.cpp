@@ -51,6 +51,17 @@ void init(spdlog::level::level_enum level) {
 spdlog::logger& get() { return *logger_slot(); }
 spdlog::logger& lifecycle() { return *lifecycle_slot(); }
 
+void LogIfFailed::operator()(std::exception_ptr e) const {
+  if (!e) return;
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    get().error("{}: failed with an exception: {}", what, x.what());
+  } catch (...) {
+    get().error("{}: failed with an exception that is not a std::exception", what);
+  }
+}
+
 void shutdown() {
   logger_slot()->flush();
   lifecycle_slot()->flush();

@@ -1,7 +1,9 @@
 #pragma once
 
+#include <exception>
 #include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include <spdlog/spdlog.h>
@@ -21,5 +23,13 @@ spdlog::logger& get();
 spdlog::logger& lifecycle();
 // Flushes and stops the background thread; call before exit.
 void shutdown();
+
+// The completion handler every co_spawn gets (never asio::detached, which
+// drops an exception unseen): one that escaped the coroutine is logged with
+// what the coroutine was doing, e.g. "[<request id>] internal call".
+struct LogIfFailed {
+  std::string what;
+  void operator()(std::exception_ptr e) const;
+};
 
 }  // namespace ferry::log

@@ -14,6 +14,11 @@ void AsyncState::wake() {
   asio::post(executor_, [self = shared_from_this()] { self->wake_timer_.cancel(); });
 }
 
+void AsyncState::cancel() {
+  cancelled_ = true;
+  wake_timer_.cancel();
+}
+
 void AsyncState::post(std::function<void(bool ended)> fn) {
   asio::post(executor_, [self = shared_from_this(), fn = std::move(fn)] { fn(self->ended()); });
 }
@@ -39,7 +44,7 @@ asio::awaitable<std::optional<ferry_status>> AsyncState::wait_resume(std::chrono
         co_return resume_result_;
       }
     }
-    if (std::chrono::steady_clock::now() >= deadline) co_return std::nullopt;
+    if (cancelled_ || std::chrono::steady_clock::now() >= deadline) co_return std::nullopt;
     // The check above and arming the timer happen without a suspension in
     // between, so a wake() posted meanwhile can only run after the wait starts.
     wake_timer_.expires_at(deadline);
@@ -158,7 +163,7 @@ asio::awaitable<bool> Sink::wait(std::chrono::milliseconds timeout) {
       waiting_ = events_.empty();
       if (!waiting_) co_return true;
     }
-    if (std::chrono::steady_clock::now() >= deadline) {
+    if (async_->cancelled() || std::chrono::steady_clock::now() >= deadline) {
       std::lock_guard lock(mu_);
       waiting_ = false;
       co_return false;

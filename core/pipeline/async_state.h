@@ -48,6 +48,11 @@ class AsyncState : public std::enable_shared_from_this<AsyncState> {
 
   // Wakes whoever waits in wait_resume() or a sink, on the worker thread.
   void wake();
+  // The request is being abandoned (its client went away, or a drain gave
+  // up): a wait in progress returns now, as if timed out, and so does every
+  // later one. Worker thread only.
+  void cancel();
+  bool cancelled() const { return cancelled_; }
   boost::asio::steady_timer& wake_timer() { return wake_timer_; }
 
  private:
@@ -64,6 +69,7 @@ class AsyncState : public std::enable_shared_from_this<AsyncState> {
   boost::asio::steady_timer wake_timer_;
   mutable std::mutex mu_;
   bool ended_ = false;
+  bool cancelled_ = false;  // worker thread only
   bool resumed_ = false;
   ferry_status resume_result_ = FERRY_OK;
   std::vector<std::shared_ptr<Task>> tasks_;

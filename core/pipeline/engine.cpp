@@ -3,8 +3,8 @@
 #include <cstdlib>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <charconv>
@@ -14,6 +14,7 @@
 
 #include "core/log/log.h"
 #include "core/metrics/metrics.h"
+#include "core/pipeline/request_checks.h"
 #include "core/plugin/host_api.h"
 #include "core/sse/sse_parser.h"
 
@@ -25,7 +26,7 @@ using json::Value;
 
 std::string error_json(std::string_view message, std::string_view type, std::string_view code) {
   Value err = {{"message", message}, {"type", type}, {"code", code.empty() ? Value(nullptr) : Value(code)}};
-  return Value{{"error", std::move(err)}}.dump(-1, ' ', false, Value::error_handler_t::replace);
+  return json::dump(Value{{"error", std::move(err)}});
 }
 
 namespace {
@@ -55,6 +56,13 @@ Failure from_upstream(const http::UpstreamError& e, std::string_view provider) {
       break;
     case K::kTooLarge:
     case K::kProtocol: f.code = "bad_upstream_response"; break;
+    case K::kCancelled:
+      // The request was abandoned (its client went away): nothing to hold
+      // against the provider.
+      f.status = 499;
+      f.code = "client_gone";
+      f.cls = resilience::ErrorClass::kClientError;
+      break;
     default:
       f.code = "upstream_unavailable";
       f.cls = resilience::ErrorClass::kConnect;
@@ -75,54 +83,84 @@ bool has_usage_object(std::string_view text) {
   return false;
 }
 
-int64_t int_field(const Value& obj, const char* key) {
-  auto it = obj.find(key);
-  return it != obj.end() && it->is_number_integer() ? it->get<int64_t>() : -1;
+int64_t int_field(const Value& obj, const char* key) { return int_member(obj, key).value_or(-1); }
+
+// The member `key` of `obj` if it has the type `want` says, else `fallback`:
+// a plugin's or an upstream's answer may hold anything.
+Value typed_member(const Value& obj, const char* key, const Value& fallback) {
+  const Value* v = member(obj, key);
+  return v && v->type() == fallback.type() ? *v : fallback;
 }
 
 // A whole chat.completion turned into the chunks a streaming client expects,
 // for a provider that answered a streaming request in one piece.
 std::vector<std::string> response_to_chunks(const Value& r, bool include_usage) {
   std::vector<std::string> out;
-  Value base = {{"id", r.value("id", "chatcmpl-ferry")},
+  const Value* created = member(r, "created");
+  Value base = {{"id", typed_member(r, "id", "chatcmpl-ferry")},
                 {"object", "chat.completion.chunk"},
-                {"created", r.value("created", 0)},
-                {"model", r.value("model", "")}};
-  auto choices = r.find("choices");
-  if (choices != r.end() && choices->is_array()) {
+                {"created", created && created->is_number() ? *created : Value(0)},
+                {"model", typed_member(r, "model", "")}};
+  const Value* choices = member(r, "choices");
+  if (choices && choices->is_array()) {
     for (const auto& c : *choices) {
-      Value delta = Value::object();
-      if (auto m = c.find("message"); m != c.end() && m->is_object()) delta = *m;
+      if (!c.is_object()) continue;
+      Value delta = typed_member(c, "message", Value::object());
       // Streamed tool calls carry their position (clients merge deltas by it).
       if (auto calls = delta.find("tool_calls"); calls != delta.end() && calls->is_array())
         for (size_t i = 0; i < calls->size(); ++i)
           if ((*calls)[i].is_object() && !(*calls)[i].contains("index")) (*calls)[i]["index"] = i;
+      const Value* index = member(c, "index");
       Value chunk = base;
-      chunk["choices"] =
-          Value::array({{{"index", c.value("index", 0)}, {"delta", delta}, {"finish_reason", nullptr}}});
-      out.push_back(chunk.dump());
+      chunk["choices"] = Value::array({{{"index", index && index->is_number_integer() ? *index : Value(0)},
+                                        {"delta", std::move(delta)},
+                                        {"finish_reason", nullptr}}});
+      out.push_back(json::dump(chunk));
       chunk["choices"][0]["delta"] = Value::object();
-      chunk["choices"][0]["finish_reason"] = c.contains("finish_reason") ? c["finish_reason"] : Value("stop");
-      out.push_back(chunk.dump());
+      const Value* finish = member(c, "finish_reason");
+      chunk["choices"][0]["finish_reason"] = finish && !finish->is_null() ? *finish : Value("stop");
+      out.push_back(json::dump(chunk));
     }
   }
-  if (include_usage && r.contains("usage")) {
+  if (const Value* usage = member(r, "usage"); include_usage && usage && usage->is_object()) {
     Value chunk = base;
     chunk["choices"] = Value::array();
-    chunk["usage"] = r["usage"];
-    out.push_back(chunk.dump());
+    chunk["usage"] = *usage;
+    out.push_back(json::dump(chunk));
   }
   return out;
 }
 
 }  // namespace
 
+// Counts an attempt in its provider's in-flight number for exactly as long as
+// it runs, however it ends.
+class InFlight {
+ public:
+  explicit InFlight(std::atomic<uint32_t>& n) : n_(n) { n_.fetch_add(1, std::memory_order_relaxed); }
+  ~InFlight() { n_.fetch_sub(1, std::memory_order_relaxed); }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  std::atomic<uint32_t>& n_;
+};
+
 // One chat request on its way through a pipeline. Lives in the coroutine frame.
 class Call {
  public:
   Call(Engine& engine, RequestContext& ctx, ClientWriter& out)
       : rt_(engine.runtime_), client_(engine.client_), options_(engine.options_), ctx_(ctx), out_(out) {}
-  ~Call() { free_filters(); }
+  // A request that ends any other way than through run()'s end (an exception)
+  // still completes: plugins' on_complete gives back what on_request took.
+  ~Call() {
+    if (!completed_) {
+      if (o_.status == 0) o_.status = 500;
+      if (o_.error.empty()) o_.error = "the request failed inside the gateway";
+      complete();
+    }
+    free_filters();
+  }
 
   asio::awaitable<Outcome> run();
 
@@ -195,12 +233,10 @@ class Call {
   asio::awaitable<std::string> run_on_attempt(const Provider& p);
   void read_stream_options() {
     const Value* req = ctx_.request.value();
-    auto stream = req->find("stream");
-    ctx_.stream = o_.stream = stream != req->end() && stream->is_boolean() && stream->get<bool>() &&
-                              ctx_.operation == RequestContext::Operation::kChat && !ctx_.internal;
-    include_usage_ = false;
-    if (auto so = req->find("stream_options"); so != req->end() && so->is_object())
-      include_usage_ = so->value("include_usage", false);
+    ctx_.stream = o_.stream =
+        bool_member(*req, "stream") && ctx_.operation == RequestContext::Operation::kChat && !ctx_.internal;
+    const Value* so = member(*req, "stream_options");
+    include_usage_ = so && bool_member(*so, "include_usage");
   }
   asio::awaitable<bool> deliver_response(Doc& response, const Provider& p);
   asio::awaitable<bool> deliver_chunk(Doc chunk);
@@ -305,9 +341,11 @@ class Call {
     o.connect = std::min(o.connect, left);
     return o;
   }
+  // A backoff; cancel() cuts it short.
   asio::awaitable<void> sleep(std::chrono::milliseconds d) {
     asio::steady_timer t(ctx_.async->executor(), d);
-    co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_await t.async_wait(
+        asio::bind_cancellation_slot(ctx_.upstream_cancel_slot(), asio::as_tuple(asio::use_awaitable)));
   }
   static double unit_random() {
     thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -402,7 +440,7 @@ void Engine::enable_calls(RequestContext& ctx) {
     auto* engine = static_cast<Engine*>(owner);
     auto ex = parent.async->executor();
     asio::co_spawn(ex, engine->run_call(ex, parent.request_id, op, std::move(body), std::move(done)),
-                   asio::detached);
+                   log::LogIfFailed{"[" + parent.request_id + "] internal call"});
   };
 }
 
@@ -422,46 +460,17 @@ asio::awaitable<Outcome> Engine::chat_completions(RequestContext& ctx, ClientWri
 asio::awaitable<Outcome> Call::run() {
   // ---- parse and validate: one parse, kept for the whole request
   Value* req = ctx_.request.value();
-  if (!req) {
-    std::string why;
-    Value ignored;
-    json::parse(ctx_.request.text(), ignored, &why);
-    co_await reply_error(400, "request body is not valid JSON: " + why, "invalid_request_error",
-                         "invalid_json");
+  std::optional<Refusal> refused;
+  if (!req)
+    refused = refuse_unparsable(ctx_.request.parse_error());
+  else
+    refused = check_request(*req, ctx_.operation, rt_.config().limits);
+  if (refused) {
+    co_await reply_error(refused->status, std::move(refused->message), "invalid_request_error",
+                         refused->code);
     co_return o_;
   }
-  if (!req->is_object()) {
-    co_await reply_error(400, "request body must be a JSON object", "invalid_request_error",
-                         "invalid_request");
-    co_return o_;
-  }
-  auto model = req->find("model");
-  if (model == req->end() || !model->is_string() || model->get_ref<const std::string&>().empty()) {
-    co_await reply_error(400, "'model' is required and must be a non-empty string", "invalid_request_error",
-                         "missing_model");
-    co_return o_;
-  }
-  if (ctx_.operation == RequestContext::Operation::kEmbeddings) {
-    auto input = req->find("input");
-    bool ok = input != req->end() && ((input->is_string() && !input->get_ref<const std::string&>().empty()) ||
-                                      (input->is_array() && !input->empty()));
-    if (!ok) {
-      co_await reply_error(400, "'input' is required: a non-empty string or array", "invalid_request_error",
-                           "missing_input");
-      co_return o_;
-    }
-  } else {
-    auto messages = req->find("messages");
-    if (messages == req->end() || !messages->is_array() || messages->empty()) {
-      co_await reply_error(400, "'messages' is required and must be a non-empty array",
-                           "invalid_request_error", "missing_messages");
-      co_return o_;
-    }
-  }
-  if (auto s = req->find("stream"); s != req->end() && !s->is_boolean() && !s->is_null()) {
-    co_await reply_error(400, "'stream' must be true or false", "invalid_request_error", "invalid_stream");
-    co_return o_;
-  }
+  const Value* model = member(*req, "model");
   ctx_.model = model->get<std::string>();
   pipeline_ = rt_.pipeline_for_model(ctx_.model);
   if (!pipeline_) {
@@ -508,8 +517,7 @@ asio::awaitable<Outcome> Call::run() {
   // Middleware may have switched streaming on or off.
   read_stream_options();
   req = ctx_.request.value();
-  if (auto m = req->find("model"); m != req->end() && m->is_string())
-    requested_model_ = m->get<std::string>();
+  if (const Value* m = member(*req, "model"); m && m->is_string()) requested_model_ = m->get<std::string>();
 
   // ---- providers, in the router's order; each failure may fail over
   auto order = co_await choose_providers();
@@ -571,9 +579,19 @@ asio::awaitable<Outcome> Call::run() {
       auto started = std::chrono::steady_clock::now();
       provider_broke_stream_ = false;
       deadline_cut_ = false;
-      p->stats.in_flight.fetch_add(1, std::memory_order_relaxed);
-      Result r = co_await attempt(*p);
-      p->stats.in_flight.fetch_sub(1, std::memory_order_relaxed);
+      Result r = Result::kFailed;
+      {
+        InFlight counted(p->stats.in_flight);
+        r = co_await attempt(*p);
+      }
+      if (ctx_.cancelled() && r != Result::kSuccess) {
+        // Abandoned mid-attempt: says nothing about the provider, and there
+        // is nobody left to fail over for. (After a whole answer went out, a
+        // client closing its end is just a client done reading.)
+        client_gone_ = true;
+        done = true;
+        break;
+      }
       auto us =
           std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
       // Client errors say nothing against the provider, nor does running out of
@@ -622,6 +640,11 @@ asio::awaitable<Outcome> Call::run() {
         log::get().info("[{}] provider '{}' failed ({}); retrying in {} ms", ctx_.request_id, p->name,
                         f.message, delay.count());
         co_await sleep(delay);
+        if (ctx_.cancelled()) {
+          client_gone_ = true;
+          done = true;
+          break;
+        }
         ++o_.retries;
         continue;
       }
@@ -864,9 +887,10 @@ void Call::prepare_upstream_request(const Provider& p) {
   // For accounting the host wants usage at the end of every stream; the chunk
   // carrying it is withheld from clients that did not ask for it.
   if (!ctx_.stream || include_usage_) return;
-  auto so = req->find("stream_options");
-  bool has = so != req->end() && so->is_object() && so->value("include_usage", false);
+  Value* so = const_cast<Value*>(member(*req, "stream_options"));
+  bool has = so && bool_member(*so, "include_usage");
   if (p.stream_usage && !has) {
+    if (!so || !so->is_object()) (*req)["stream_options"] = Value::object();
     (*req)["stream_options"]["include_usage"] = true;
     ctx_.request.changed();
   } else if (!p.stream_usage && has) {
@@ -1026,7 +1050,7 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
   for (const auto& h : ctx_.upstream_headers) build.request.headers.set(h.name, h.value);
   if (build.body_doc) build.request.body.assign(build.body_doc->text());
 
-  auto sent = co_await client_.send(build.request, limits(p));
+  auto sent = co_await client_.send(build.request, limits(p), ctx_.upstream_cancel_slot());
   if (sent.error) {
     last_failure_ = from_upstream(sent.error, p.name);
     co_return Result::kFailed;
@@ -1209,11 +1233,12 @@ asio::awaitable<bool> Call::deliver_chunk(Doc chunk) {
     co_await abort_stream(msg);
     co_return false;
   }
-  if (has_usage_object(chunk.text())) {
+  if (has_usage_object(chunk.text()) && chunk.value()) {
     Value* v = chunk.value();
-    const Value& u = (*v)["usage"];
-    o_.prompt_tokens = int_field(u, "prompt_tokens");
-    o_.completion_tokens = int_field(u, "completion_tokens");
+    if (const Value* u = member(*v, "usage"); u && u->is_object()) {
+      o_.prompt_tokens = int_field(*u, "prompt_tokens");
+      o_.completion_tokens = int_field(*u, "completion_tokens");
+    }
     if (!include_usage_) {
       auto choices = v->find("choices");
       if (choices == v->end() || (choices->is_array() && choices->empty())) co_return true;  // withheld

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include <boost/asio/cancellation_signal.hpp>
+
 #include "core/json/doc.h"
 #include "core/pipeline/async_state.h"
 #include "core/util/headers.h"
@@ -28,6 +30,19 @@ class RequestContext {
   RequestContext& operator=(const RequestContext&) = delete;
 
   std::shared_ptr<AsyncState> async;
+
+  // The client went away, or a drain gave up on the request: the wait in
+  // progress (an upstream exchange, a paused hook, a backoff) ends now and
+  // the request finishes without an answer (status 499). Worker thread only.
+  void cancel() {
+    if (cancelled_) return;
+    cancelled_ = true;
+    async->cancel();
+    upstream_cancel_.emit(boost::asio::cancellation_type::terminal);
+  }
+  bool cancelled() const { return cancelled_; }
+  // Bound to upstream I/O so that cancel() reaches it.
+  boost::asio::cancellation_slot upstream_cancel_slot() { return upstream_cancel_.slot(); }
 
   std::string request_id;
   std::string client_addr;
@@ -79,6 +94,8 @@ class RequestContext {
  private:
   std::deque<json::Doc> owned_docs_;
   std::deque<std::shared_ptr<Sink>> sinks_;
+  bool cancelled_ = false;
+  boost::asio::cancellation_signal upstream_cancel_;
 };
 
 }  // namespace ferry::pipeline

@@ -123,8 +123,10 @@ int main(int argc, char** argv) {
   options.host = cfg->server.host;
   options.port = cfg->server.port;
   options.threads = cfg->server.threads;
-  options.max_body_bytes = cfg->server.max_body_bytes;
+  options.limits = cfg->limits;
   options.idle_timeout = std::chrono::milliseconds(cfg->server.idle_timeout_ms);
+  options.header_timeout = std::chrono::milliseconds(cfg->server.header_timeout_ms);
+  options.body_timeout = std::chrono::milliseconds(cfg->server.body_timeout_ms);
   options.drain_timeout = std::chrono::milliseconds(cfg->server.drain_timeout_ms);
   options.access_log = cfg->log.access_log;
   options.admin = cfg->admin.enabled;

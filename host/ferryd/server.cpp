@@ -2,17 +2,23 @@
 #include "host/ferryd/server.h"
 
 #include <ferry/version.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+
+#include <cerrno>
 #include <cstdio>
 #include <optional>
 #include <random>
@@ -25,6 +31,7 @@
 #include "core/metrics/metrics.h"
 #include "core/pipeline/engine.h"
 #include "core/plugin/host_api.h"
+#include "core/util/headers.h"
 
 namespace ferry::host {
 namespace {
@@ -60,11 +67,21 @@ bool acceptable_request_id(std::string_view id) {
 
 struct Worker;
 
+// What ClientWatch keeps of a connection between its requests.
+struct ClientWatchState {
+  tcp::socket* socket = nullptr;             // valid while ctx is set
+  pipeline::RequestContext* ctx = nullptr;  // null when no request is watched
+  asio::cancellation_signal stop;
+};
+
 // One accepted connection, registered with its worker so that a drain can
-// close it while it waits for the next request.
+// close it while it waits for the next request, and so that the oldest idle
+// ones can be shed when connections run short.
 struct Connection {
   beast::tcp_stream stream;
-  bool idle = true;
+  std::shared_ptr<ClientWatchState> watch;  // made on its first request
+  bool busy = false;  // a request is being handled; otherwise it waits for one
+  std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();  // accepted, or last busy
   explicit Connection(tcp::socket s) : stream(std::move(s)) {}
 };
 
@@ -73,14 +90,104 @@ struct Worker {
   std::optional<tcp::acceptor> acceptor;
   std::unique_ptr<http::UpstreamClient> upstream;
   std::unique_ptr<pipeline::Engine> engine;
-  std::unordered_set<Connection*> connections;  // worker thread only
+  std::unordered_set<Connection*> connections;             // worker thread only
+  std::unordered_set<pipeline::RequestContext*> requests;  // in flight; worker thread only
   std::atomic<size_t> open_connections{0};
   std::atomic<size_t> active_requests{0};
   std::thread thread;
 };
 
+// Keeps a connection in its worker's set and count for exactly its life,
+// however its session ends.
+class ConnectionEntry {
+ public:
+  ConnectionEntry(Worker& w, Connection& c) : w_(w), c_(c) {
+    w_.connections.insert(&c_);
+    w_.open_connections.fetch_add(1);
+  }
+  ~ConnectionEntry() {
+    w_.connections.erase(&c_);
+    w_.open_connections.fetch_sub(1);
+  }
+  ConnectionEntry(const ConnectionEntry&) = delete;
+  ConnectionEntry& operator=(const ConnectionEntry&) = delete;
+
+ private:
+  Worker& w_;
+  Connection& c_;
+};
+
+// Counts a request as active, and lets a drain that gives up cancel it.
+class RequestEntry {
+ public:
+  RequestEntry(Worker& w, pipeline::RequestContext& ctx) : w_(w), ctx_(ctx) { w_.requests.insert(&ctx_); }
+  ~RequestEntry() { w_.requests.erase(&ctx_); }
+  RequestEntry(const RequestEntry&) = delete;
+  RequestEntry& operator=(const RequestEntry&) = delete;
+
+ private:
+  Worker& w_;
+  pipeline::RequestContext& ctx_;
+};
+
+class ActiveCount {
+ public:
+  explicit ActiveCount(std::atomic<size_t>& n) : n_(n) { n_.fetch_add(1); }
+  ~ActiveCount() { n_.fetch_sub(1); }
+  ActiveCount(const ActiveCount&) = delete;
+  ActiveCount& operator=(const ActiveCount&) = delete;
+
+ private:
+  std::atomic<size_t>& n_;
+};
+
+// Notices a client that closes its connection while its request waits on
+// an upstream (nothing is being written to it, so no write would fail) and
+// cancels the request. Like nginx, a client's end of input counts as gone.
+// Bytes instead (a pipelined next request) end the watch: they cannot be
+// told from a close that follows them. One state per connection, reused by
+// each of its requests.
+class ClientWatch {
+ public:
+  using State = ClientWatchState;
+  ClientWatch(std::shared_ptr<State>& state, tcp::socket& socket, pipeline::RequestContext& ctx) : state_(state) {
+    if (!state_) state_ = std::make_shared<State>();
+    state_->socket = &socket;
+    state_->ctx = &ctx;
+    arm(state_);
+  }
+  ~ClientWatch() {
+    state_->ctx = nullptr;  // from here a late handler touches nothing
+    state_->stop.emit(asio::cancellation_type::terminal);
+  }
+  ClientWatch(const ClientWatch&) = delete;
+  ClientWatch& operator=(const ClientWatch&) = delete;
+
+ private:
+  static void arm(const std::shared_ptr<State>& st) {
+    auto* ctx = st->ctx;
+    st->socket->async_wait(tcp::socket::wait_read,
+                           asio::bind_cancellation_slot(st->stop.slot(), [st, ctx](const error_code& ec) {
+                             // A handler from an earlier request of the connection finds another ctx.
+                             if (st->ctx != ctx || !ctx) return;
+                             if (ec) {
+                               if (ec != asio::error::operation_aborted) ctx->cancel();
+                               return;
+                             }
+                             char byte;
+                             ssize_t n = ::recv(st->socket->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+                             if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+                               ctx->cancel();
+                             else if (n < 0)
+                               arm(st);
+                           }));
+  }
+  std::shared_ptr<State>& state_;
+};
+
 // Runs the worker's io_context on its own thread. A handler that throws is a
 // bug, but it must not take the daemon down: log it and keep serving.
+// (Coroutines do not throw into run(): each co_spawn has a LogIfFailed.)
 void run_on_thread(Worker& w, const char* what) {
   w.thread = std::thread([wp = &w, what] {
     for (;;) {
@@ -94,15 +201,22 @@ void run_on_thread(Worker& w, const char* what) {
   });
 }
 
-// Writes the engine's answer onto a Beast stream.
+// Writes the engine's answer onto a Beast stream. An HTTP/1.0 client gets a
+// stream as a body that ends when the connection closes (it knows no chunks).
 class BeastWriter final : public pipeline::ClientWriter {
  public:
   BeastWriter(beast::tcp_stream& stream, std::string_view request_id, bool keep_alive,
-              std::chrono::milliseconds timeout)
-      : stream_(stream), request_id_(request_id), keep_alive_(keep_alive), timeout_(timeout) {}
+              std::chrono::milliseconds timeout, unsigned version = 11)
+      : stream_(stream),
+        request_id_(request_id),
+        keep_alive_(keep_alive),
+        timeout_(timeout),
+        version_(version),
+        chunked_(version >= 11) {}
 
   asio::awaitable<bool> send_json(int status, std::string_view body, const util::Headers& headers) override {
-    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), 11};
+    started_ = true;
+    bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), version_};
     res.set(bhttp::field::content_type, "application/json");
     res.set("x-request-id", request_id_);
     for (const auto& h : headers) res.set(h.name, h.value);
@@ -118,13 +232,15 @@ class BeastWriter final : public pipeline::ClientWriter {
   // The head is written by hand: it is small and fixed, and it then leaves in
   // the same write as the first events.
   void begin_events(const util::Headers& headers) override {
+    started_ = true;
+    if (!chunked_) keep_alive_ = false;  // the end of the body is the end of the connection
     head_ =
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: "
         "no\r\n";
     head_.append("x-request-id: ").append(request_id_).append("\r\n");
     for (const auto& h : headers) head_.append(h.name).append(": ").append(h.value).append("\r\n");
     head_.append(keep_alive_ ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
-    head_.append("Transfer-Encoding: chunked\r\n\r\n");
+    head_.append(chunked_ ? "Transfer-Encoding: chunked\r\n\r\n" : "\r\n");
   }
 
   void queue_event(std::string_view data) override { events_.append("data: ").append(data).append("\n\n"); }
@@ -136,12 +252,12 @@ class BeastWriter final : public pipeline::ClientWriter {
     // One write: head (first time), one HTTP chunk holding every queued event,
     // and the terminating chunk at the end.
     char size_line[24];
-    int size_len =
-        events_.empty() ? 0 : std::snprintf(size_line, sizeof size_line, "%zx\r\n", events_.size());
+    bool framed = chunked_ && !events_.empty();
+    int size_len = framed ? std::snprintf(size_line, sizeof size_line, "%zx\r\n", events_.size()) : 0;
+    bool last = chunked_ && ended_;
     std::array<asio::const_buffer, 5> parts{
         asio::buffer(head_), asio::buffer(size_line, static_cast<size_t>(size_len)), asio::buffer(events_),
-        asio::buffer(events_.empty() ? "" : "\r\n", events_.empty() ? 0 : 2),
-        asio::buffer(ended_ ? "0\r\n\r\n" : "", ended_ ? 5 : 0)};
+        asio::buffer("\r\n", framed ? 2 : 0), asio::buffer("0\r\n\r\n", last ? 5 : 0)};
     if (asio::buffer_size(parts) == 0) co_return true;
     stream_.expires_after(timeout_);
     auto [ec, n] = co_await asio::async_write(stream_, parts, kNoThrow);
@@ -153,16 +269,22 @@ class BeastWriter final : public pipeline::ClientWriter {
   }
 
   bool ok() const { return ok_; }
+  // Whether any part of an answer went out (or was attempted).
+  bool started() const { return started_; }
+  bool keep_alive() const { return keep_alive_; }
 
  private:
   beast::tcp_stream& stream_;
   std::string_view request_id_;
   bool keep_alive_;
   std::chrono::milliseconds timeout_;
+  unsigned version_;
+  bool chunked_;
   std::string head_;
   std::string events_;
   bool ended_ = false;
   bool ok_ = true;
+  bool started_ = false;
 };
 
 std::string fmt_ms(std::chrono::microseconds us) {
@@ -185,94 +307,209 @@ struct Server::Impl {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   int64_t started_unix = static_cast<int64_t>(std::time(nullptr));
 
-  Impl(const pipeline::Runtime& rt, ServerOptions opts) : runtime(rt), options(std::move(opts)) {}
+  // Client bodies are parsed within [limits] (the options outlive every request).
+  json::ParseLimits request_limits;
+  size_t max_connections = 0;
+
+  Impl(const pipeline::Runtime& rt, ServerOptions opts)
+      : runtime(rt), options(std::move(opts)), request_limits(options.limits.request_json()) {}
+
+  size_t open_connections() const {
+    size_t n = 0;
+    for (const auto& w : workers) n += w->open_connections.load(std::memory_order_relaxed);
+    return n;
+  }
+
+  // At the connection limit: close this worker's connection that has waited
+  // longest without a request in progress. False if every one is busy.
+  static bool shed_oldest_idle(Worker& w) {
+    Connection* oldest = nullptr;
+    for (Connection* c : w.connections)
+      if (!c->busy && (!oldest || c->since < oldest->since)) oldest = c;
+    if (!oldest) return false;
+    error_code ignored;
+    // Closing frees the descriptor now; its session wakes with an error and ends.
+    oldest->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    oldest->stream.socket().close(ignored);
+    metrics::Registry::global().add("ferry_connections_shed_total", 1);
+    return true;
+  }
+
+  // Refuses a connection there is no room for, without holding it: the
+  // socket's send buffer is empty, so the short answer leaves at once.
+  static void refuse(tcp::socket& sock) {
+    static constexpr std::string_view kBusy =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: "
+        "close\r\nContent-Length: 124\r\n\r\n"
+        "{\"error\":{\"message\":\"ferryd is at its connection limit; retry "
+        "shortly\",\"type\":\"server_error\","
+        "\"code\":\"too_many_connections\"}}";
+    static_assert(kBusy.size() - kBusy.find("\r\n\r\n") - 4 == 124);
+    [[maybe_unused]] ssize_t n =
+        ::send(sock.native_handle(), kBusy.data(), kBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    error_code ignored;
+    sock.close(ignored);
+    metrics::Registry::global().add("ferry_connections_refused_total", 1);
+  }
 
   asio::awaitable<void> accept_loop(Worker& w) {
     for (;;) {
       auto [ec, sock] = co_await w.acceptor->async_accept(kNoThrow);
       if (ec) {
         if (ec == asio::error::operation_aborted || !w.acceptor->is_open()) co_return;
-        // EMFILE and friends: back off briefly instead of spinning.
+        // EMFILE and friends: make room, then back off briefly instead of spinning.
         log::get().warn("accept failed: {}", ec.message());
+        shed_oldest_idle(w);
         asio::steady_timer t(w.io, std::chrono::milliseconds(50));
         co_await t.async_wait(kNoThrow);
         continue;
       }
+      if (open_connections() >= max_connections && !shed_oldest_idle(w)) {
+        refuse(sock);
+        continue;
+      }
       sock.set_option(tcp::no_delay(true));
-      asio::co_spawn(w.io, session(w, std::move(sock)), asio::detached);
+      std::string what = "connection";
+      error_code pec;
+      if (auto ep = sock.remote_endpoint(pec); !pec)
+        what += " from " + ep.address().to_string() + ":" + std::to_string(ep.port());
+      asio::co_spawn(w.io, session(w, std::move(sock)), log::LogIfFailed{std::move(what)});
     }
   }
 
+  // Reads requests off one connection and answers them, until it closes,
+  // idles too long, or the server drains. A request's head must arrive within
+  // header_timeout of its first byte (a new connection's first byte within
+  // header_timeout too), its body within body_timeout.
   asio::awaitable<void> session(Worker& w, tcp::socket sock) {
     std::string peer;
     error_code pec;
     auto ep = sock.remote_endpoint(pec);
     if (!pec) peer = ep.address().to_string() + ":" + std::to_string(ep.port());
     Connection conn(std::move(sock));
-    w.connections.insert(&conn);
-    w.open_connections.fetch_add(1);
+    ConnectionEntry entry(w, conn);
     beast::flat_buffer buffer;
+    bool first = true;
     for (;;) {
-      conn.idle = true;
+      conn.busy = false;
+      conn.since = std::chrono::steady_clock::now();
       if (draining.load()) break;
+      if (buffer.size() == 0) {
+        conn.stream.expires_after(first ? options.header_timeout : options.idle_timeout);
+        auto [ec, n] = co_await conn.stream.async_read_some(buffer.prepare(4096), kNoThrow);
+        if (ec) break;
+        buffer.commit(n);
+      }
+      first = false;
       bhttp::request_parser<bhttp::string_body> parser;
-      parser.body_limit(options.max_body_bytes);
-      parser.header_limit(64 * 1024);
-      conn.stream.expires_after(options.idle_timeout);
-      auto [ec, n] = co_await bhttp::async_read(conn.stream, buffer, parser, kNoThrow);
-      conn.idle = false;
-      if (ec == bhttp::error::body_limit) {
-        co_await too_large(conn, parser.get());
+      parser.header_limit(options.limits.max_header_bytes);
+      parser.body_limit(options.limits.max_body_bytes);
+      conn.stream.expires_after(options.header_timeout);
+      auto [hec, hn] = co_await bhttp::async_read_header(conn.stream, buffer, parser, kNoThrow);
+      if (hec) {
+        co_await refuse_request(conn, parser.get(), hec);
         break;
       }
-      if (ec) {
-        if (ec != bhttp::error::end_of_stream && ec != asio::error::operation_aborted &&
-            ec != beast::error::timeout && ec != asio::error::connection_reset && ec != asio::error::eof)
-          co_await bad_request(conn, ec);
+      size_t fields = 0;
+      for (auto it = parser.get().begin(); it != parser.get().end(); ++it) ++fields;
+      if (fields > options.limits.max_header_count) {
+        co_await refuse_request(conn, parser.get(), bhttp::error::header_limit);
         break;
       }
-      w.active_requests.fetch_add(1);
-      bool keep_alive = co_await handle(w, conn, parser.get(), peer);
-      w.active_requests.fetch_sub(1);
-      if (!keep_alive) break;
+      if (!parser.is_done()) {
+        // curl and others wait for this before they send a large body.
+        if (util::iequals(parser.get()[bhttp::field::expect], "100-continue")) {
+          static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+          conn.stream.expires_after(options.body_timeout);
+          auto [cec, cn] = co_await asio::async_write(conn.stream, asio::buffer(kContinue), kNoThrow);
+          if (cec) break;
+        }
+        conn.stream.expires_after(options.body_timeout);
+        auto [bec, bn] = co_await bhttp::async_read(conn.stream, buffer, parser, kNoThrow);
+        if (bec) {
+          co_await refuse_request(conn, parser.get(), bec);
+          break;
+        }
+      }
+      conn.busy = true;
+      auto& req = parser.get();
+      std::string id =
+          acceptable_request_id(req["x-request-id"]) ? std::string(req["x-request-id"]) : new_request_id();
+      BeastWriter out(conn.stream, id, req.keep_alive() && !draining.load(), options.idle_timeout,
+                      req.version());
+      bool again = false;
+      std::string failure;
+      {
+        ActiveCount active(w.active_requests);
+        try {
+          again = co_await handle(w, conn, req, peer, id, out);
+        } catch (const std::exception& e) {
+          failure = e.what();
+        } catch (...) {
+          failure = "an exception that is not a std::exception";
+        }
+      }
+      if (!failure.empty()) {
+        // A bug, but one request's: log it with its id, answer if nothing was
+        // sent yet, and close this connection (its state is unknown).
+        log::get().error("[{}] request failed inside the gateway: {}", id, failure);
+        metrics::Registry::global().add("ferry_internal_errors_total", 1);
+        if (!out.started())
+          co_await out.send_json(500,
+                                 pipeline::error_json("the request failed inside the gateway (request id " +
+                                                          id + "; the log has the details)",
+                                                      "server_error", "internal_error"),
+                                 {});
+        break;
+      }
+      if (!again || !out.keep_alive()) break;
     }
     error_code ignored;
     conn.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
     conn.stream.socket().close(ignored);
-    w.connections.erase(&conn);
-    w.open_connections.fetch_sub(1);
   }
 
-  asio::awaitable<void> too_large(Connection& conn, const bhttp::request<bhttp::string_body>& req) {
-    std::string id =
-        acceptable_request_id(req["x-request-id"]) ? std::string(req["x-request-id"]) : new_request_id();
-    BeastWriter out(conn.stream, id, false, options.idle_timeout);
-    co_await out.send_json(413,
-                           pipeline::error_json("request body is larger than the limit of " +
-                                                    std::to_string(options.max_body_bytes) + " bytes",
-                                                "invalid_request_error", "request_too_large"),
-                           {});
-    log::get().info("access request_id={} method={} path={} status=413", id, std::string(req.method_string()),
-                    std::string(req.target()));
-  }
-
-  asio::awaitable<void> bad_request(Connection& conn, const error_code& ec) {
+  // A request that could not be read whole: answered when there is something
+  // useful to say (too large, malformed), closed quietly when the client went
+  // away or was too slow.
+  asio::awaitable<void> refuse_request(Connection& conn, const bhttp::request<bhttp::string_body>& req,
+                                       const error_code& ec) {
+    if (ec == bhttp::error::end_of_stream || ec == asio::error::operation_aborted ||
+        ec == beast::error::timeout || ec == asio::error::connection_reset || ec == asio::error::eof ||
+        ec == asio::error::bad_descriptor)
+      co_return;
     std::string id = new_request_id();
     BeastWriter out(conn.stream, id, false, options.idle_timeout);
-    co_await out.send_json(
-        400,
-        pipeline::error_json("malformed HTTP request: " + ec.message(), "invalid_request_error", "bad_http"),
-        {});
+    int status = 400;
+    std::string body;
+    if (ec == bhttp::error::body_limit) {
+      status = 413;
+      body = pipeline::error_json("request body is larger than the limit of " +
+                                      std::to_string(options.limits.max_body_bytes) +
+                                      " bytes ([limits] max_body_bytes)",
+                                  "invalid_request_error", "request_too_large");
+    } else if (ec == bhttp::error::header_limit) {
+      status = 431;
+      body = pipeline::error_json("request headers exceed the limit of " +
+                                      std::to_string(options.limits.max_header_bytes) + " bytes or " +
+                                      std::to_string(options.limits.max_header_count) +
+                                      " fields ([limits] max_header_bytes, max_header_count)",
+                                  "invalid_request_error", "request_headers_too_large");
+    } else {
+      body = pipeline::error_json("malformed HTTP request: " + ec.message(), "invalid_request_error",
+                                  "bad_http");
+    }
+    co_await out.send_json(status, body, {});
+    if (options.access_log)
+      log::get().info("access request_id={} method={} path={} status={}", id,
+                      json::printable(req.method_string(), 20), json::printable(req.target(), 200), status);
   }
 
   // Returns whether the connection may serve another request.
   asio::awaitable<bool> handle(Worker& w, Connection& conn, bhttp::request<bhttp::string_body>& req,
-                               const std::string& peer) {
+                               const std::string& peer, const std::string& id, BeastWriter& out) {
     auto received = std::chrono::steady_clock::now();
-    std::string id =
-        acceptable_request_id(req["x-request-id"]) ? std::string(req["x-request-id"]) : new_request_id();
-    bool keep_alive = req.keep_alive() && !draining.load();
-    BeastWriter out(conn.stream, id, keep_alive, options.idle_timeout);
+    bool keep_alive = out.keep_alive();
     std::string_view target(req.target().data(), req.target().size());
     std::string_view path = target.substr(0, target.find('?'));
     auto method = req.method();
@@ -283,29 +520,35 @@ struct Server::Impl {
         co_return keep_alive&& out.ok();
       }
       pipeline::RequestContext ctx(w.io.get_executor(), id);
+      RequestEntry in_flight(w, ctx);
       ctx.received_at = received;
       ctx.client_addr = peer;
       for (const auto& f : req) ctx.client_headers.add(f.name_string(), f.value());
-      ctx.request = json::Doc::from_text(std::move(req.body()));
+      ctx.request = json::Doc::from_text(std::move(req.body()), &request_limits);
       pipeline::Outcome o;
-      if (path == "/v1/embeddings")
-        o = co_await w.engine->embeddings(ctx, out);
-      else
-        o = co_await w.engine->chat_completions(ctx, out);
+      {
+        ClientWatch watch(conn.watch, conn.stream.socket(), ctx);
+        if (path == "/v1/embeddings")
+          o = co_await w.engine->embeddings(ctx, out);
+        else
+          o = co_await w.engine->chat_completions(ctx, out);
+      }
       auto latency =
           std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - received);
       record(o, latency);
       if (options.access_log) {
         // Plugins' request tags (auth's key, user, team ...), quoted as JSON strings.
         std::string tags;
-        for (const auto& [name, value] : ctx.tags) tags += " tag." + name + "=" + Value(value).dump();
+        for (const auto& [name, value] : ctx.tags)
+          tags += " tag." + json::printable(name, 64) + "=" + json::dump(Value(value));
         log::get().info(
             "access request_id={} method=POST path={} status={} model={} pipeline={} provider={} tried={} "
             "attempts={} retries={} stream={} latency_ms={} ttfb_ms={} tokens_in={} tokens_out={}{}{}{}",
-            id, path, o.status, ctx.model.empty() ? "-" : ctx.model, o.pipeline.empty() ? "-" : o.pipeline,
-            o.provider.empty() ? "-" : o.provider, o.tried.empty() ? "-" : o.tried, o.attempts, o.retries,
-            o.stream, fmt_ms(latency), fmt_ms(o.ttfb), o.prompt_tokens, o.completion_tokens,
-            o.error.empty() ? "" : " error=", o.error.empty() ? "" : Value(o.error).dump(), tags);
+            id, path, o.status, ctx.model.empty() ? "-" : json::dump(Value(ctx.model)),
+            o.pipeline.empty() ? "-" : o.pipeline, o.provider.empty() ? "-" : o.provider,
+            o.tried.empty() ? "-" : o.tried, o.attempts, o.retries, o.stream, fmt_ms(latency), fmt_ms(o.ttfb),
+            o.prompt_tokens, o.completion_tokens,
+            o.error.empty() ? "" : " error=", o.error.empty() ? "" : json::dump(Value(o.error)), tags);
       }
       co_return keep_alive&& out.ok() && o.status != 499;
     }
@@ -326,15 +569,15 @@ struct Server::Impl {
       }
     } else {
       status = 404;
-      co_await out.send_json(
-          404,
-          pipeline::error_json("no route for " + std::string(req.method_string()) + " " + std::string(path),
-                               "invalid_request_error", "unknown_url"),
-          {});
+      co_await out.send_json(404,
+                             pipeline::error_json("no route for " + json::printable(req.method_string(), 20) +
+                                                      " " + json::printable(path, 200),
+                                                  "invalid_request_error", "unknown_url"),
+                             {});
     }
     if (options.access_log && path != "/health" && path != "/metrics")
       log::get().info("access request_id={} method={} path={} status={}", id,
-                      std::string(req.method_string()), path, status);
+                      json::printable(req.method_string(), 20), json::printable(path, 200), status);
     co_return keep_alive&& out.ok();
   }
 
@@ -343,14 +586,14 @@ struct Server::Impl {
                                            const char* allowed) {
     util::Headers h;
     h.set("allow", allowed);
-    co_await out.send_json(
-        405,
-        pipeline::error_json(std::string(req.method_string()) + " is not allowed here; use " + allowed,
-                             "invalid_request_error", "method_not_allowed"),
-        h);
+    co_await out.send_json(405,
+                           pipeline::error_json(json::printable(req.method_string(), 20) +
+                                                    " is not allowed here; use " + allowed,
+                                                "invalid_request_error", "method_not_allowed"),
+                           h);
     if (options.access_log)
       log::get().info("access request_id={} method={} path={} status=405", id,
-                      std::string(req.method_string()), std::string(req.target()));
+                      json::printable(req.method_string(), 20), json::printable(req.target(), 200));
   }
 
   asio::awaitable<void> send_text(Connection& conn, const std::string& id, bool keep_alive,
@@ -433,22 +676,22 @@ struct Server::Impl {
         if (ec == asio::error::operation_aborted || !w.acceptor->is_open()) co_return;
         continue;
       }
-      asio::co_spawn(w.io, admin_session(w, std::move(sock)), asio::detached);
+      asio::co_spawn(w.io, admin_session(w, std::move(sock)), log::LogIfFailed{"admin connection"});
     }
   }
 
   asio::awaitable<void> admin_session(Worker& w, tcp::socket sock) {
     Connection conn(std::move(sock));
-    w.connections.insert(&conn);
+    ConnectionEntry entry(w, conn);
     beast::flat_buffer buffer;
     for (;;) {
-      conn.idle = true;
+      conn.busy = false;
       if (draining.load()) break;
       bhttp::request_parser<bhttp::string_body> parser;
       parser.body_limit(64 * 1024);
       conn.stream.expires_after(options.idle_timeout);
       auto [ec, n] = co_await bhttp::async_read(conn.stream, buffer, parser, kNoThrow);
-      conn.idle = false;
+      conn.busy = true;
       if (ec) break;
       auto& req = parser.get();
       std::string id = new_request_id();
@@ -467,13 +710,12 @@ struct Server::Impl {
       co_await out.send_json(status, body, headers);
       if (options.access_log)
         log::get().info("admin request_id={} method={} path={} status={}", id,
-                        std::string(req.method_string()), std::string(req.target()), status);
+                        json::printable(req.method_string(), 20), json::printable(req.target(), 200), status);
       if (!keep_alive || !out.ok()) break;
     }
     error_code ignored;
     conn.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
     conn.stream.socket().close(ignored);
-    w.connections.erase(&conn);
   }
 
   bool authorized(const bhttp::request<bhttp::string_body>& req) const {
@@ -610,7 +852,7 @@ struct Server::Impl {
       if (was != drain)
         log::lifecycle().info("event=provider_{} provider={} (admin API)", drain ? "drained" : "enabled",
                               p->name);
-      return {200, Value{{"name", p->name}, {"drained", drain}}.dump()};
+      return {200, json::dump(Value{{"name", p->name}, {"drained", drain}})};
     }
     return err(404, "no admin route for " + std::string(req.method_string()) + " " + std::string(path),
                "unknown_url");
@@ -634,7 +876,7 @@ struct Server::Impl {
                      {"health_check", health_check_json(*p)},
                      {"models", models(*p)}});
     }
-    return Value{{"providers", std::move(out)}}.dump();
+    return json::dump(Value{{"providers", std::move(out)}});
   }
 
   std::string admin_pipelines() const {
@@ -663,7 +905,7 @@ struct Server::Impl {
                        {"deadline_ms", pol.deadline.count()}}},
                      {"on_error", std::move(on_error)}});
     }
-    return Value{{"pipelines", std::move(out)}}.dump();
+    return json::dump(Value{{"pipelines", std::move(out)}});
   }
 
   void record(const pipeline::Outcome& o, std::chrono::microseconds latency) {
@@ -685,7 +927,7 @@ struct Server::Impl {
         if (m.find_first_of("*?[") == std::string::npos)  // a pattern is not a model name
           data.push_back(
               {{"id", m}, {"object", "model"}, {"created", started_unix}, {"owned_by", "ferry:" + p->name}});
-    return Value{{"object", "list"}, {"data", std::move(data)}}.dump();
+    return json::dump(Value{{"object", "list"}, {"data", std::move(data)}});
   }
 
   // Healthy: no model of the provider has an open circuit.
@@ -730,14 +972,13 @@ struct Server::Impl {
     for (const auto& p : runtime.pipelines()) pipelines.push_back({{"name", p->name}, {"models", p->models}});
     auto uptime =
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started);
-    return Value{{"status", draining.load() ? "draining" : "ok"},
-                 {"version", FERRY_SDK_VERSION_STRING},
-                 {"abi", std::to_string(FERRY_ABI_MAJOR) + "." + std::to_string(FERRY_ABI_MINOR)},
-                 {"uptime_s", uptime.count()},
-                 {"providers", std::move(providers)},
-                 {"pipelines", std::move(pipelines)},
-                 {"state", state_json()}}
-        .dump();
+    return json::dump(Value{{"status", draining.load() ? "draining" : "ok"},
+                            {"version", FERRY_SDK_VERSION_STRING},
+                            {"abi", std::to_string(FERRY_ABI_MAJOR) + "." + std::to_string(FERRY_ABI_MINOR)},
+                            {"uptime_s", uptime.count()},
+                            {"providers", std::move(providers)},
+                            {"pipelines", std::move(pipelines)},
+                            {"state", state_json()}});
   }
 
   std::string metrics_text() const {
@@ -779,8 +1020,22 @@ Server::~Server() {
   }
 }
 
+namespace {
+// Connections the data plane may hold when [limits] does not say: half the
+// file descriptors, less a reserve (admin listener, logs, state, plugins),
+// since a client connection in flight also holds an upstream socket.
+size_t default_max_connections() {
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) != 0 || nofile.rlim_cur == RLIM_INFINITY) return 100'000;
+  constexpr rlim_t kReserve = 64;
+  return nofile.rlim_cur > 2 * kReserve ? static_cast<size_t>((nofile.rlim_cur - kReserve) / 2) : 16;
+}
+}  // namespace
+
 bool Server::start(std::string* error) {
   auto& im = *impl_;
+  im.max_connections =
+      im.options.limits.max_connections ? im.options.limits.max_connections : default_max_connections();
   unsigned n = im.options.threads ? im.options.threads : std::max(1u, std::thread::hardware_concurrency());
   error_code ec;
   auto addr = asio::ip::make_address(im.options.host, ec);
@@ -858,15 +1113,16 @@ bool Server::start(std::string* error) {
     im.checker->upstream = http::UpstreamClient::create(im.checker->io.get_executor());
     for (const auto& p : im.runtime.providers())
       if (p->health_check.enabled)
-        asio::co_spawn(im.checker->io, im.health_loop(*im.checker, *p), asio::detached);
+        asio::co_spawn(im.checker->io, im.health_loop(*im.checker, *p),
+                       log::LogIfFailed{"health checks of provider '" + p->name + "'"});
     run_on_thread(*im.checker, "health checks");
   }
   if (im.admin) {
-    asio::co_spawn(im.admin->io, im.admin_accept(*im.admin), asio::detached);
+    asio::co_spawn(im.admin->io, im.admin_accept(*im.admin), log::LogIfFailed{"admin listener"});
     run_on_thread(*im.admin, "admin");
   }
   for (auto& w : im.workers) {
-    asio::co_spawn(w->io, im.accept_loop(*w), asio::detached);
+    asio::co_spawn(w->io, im.accept_loop(*w), log::LogIfFailed{"listener"});
     run_on_thread(*w, "worker");
   }
   return true;
@@ -875,6 +1131,7 @@ bool Server::start(std::string* error) {
 std::string Server::address() const { return impl_->address; }
 std::string Server::admin_address() const { return impl_->admin_address; }
 unsigned Server::workers() const { return static_cast<unsigned>(impl_->workers.size()); }
+size_t Server::max_connections() const { return impl_->max_connections; }
 
 size_t Server::drain() {
   auto& im = *impl_;
@@ -887,19 +1144,32 @@ size_t Server::drain() {
       // Connections waiting for a request are closed now; busy ones close
       // after their response (keep-alive is off while draining).
       for (Connection* c : wp->connections)
-        if (c->idle) c->stream.socket().cancel(ignored);
+        if (!c->busy) c->stream.socket().cancel(ignored);
     });
   }
-  auto deadline = std::chrono::steady_clock::now() + im.options.drain_timeout;
-  size_t left = 0;
-  for (;;) {
-    left = 0;
-    for (auto& w : im.workers) left += w->open_connections.load();
-    if (left == 0 || std::chrono::steady_clock::now() >= deadline) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  auto wait_for_connections = [&](std::chrono::steady_clock::time_point until) {
+    for (;;) {
+      size_t left = im.open_connections();
+      if (left == 0 || std::chrono::steady_clock::now() >= until) return left;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  };
   size_t active = 0;
-  for (auto& w : im.workers) active += w->active_requests.load();
+  if (wait_for_connections(std::chrono::steady_clock::now() + im.options.drain_timeout) != 0) {
+    for (auto& w : im.workers) active += w->active_requests.load();
+    // Out of time: cancel what is still in flight (each request then ends
+    // with its plugins' on_complete) and close every connection, so that the
+    // sessions unwind instead of being dropped mid-way.
+    for (auto& w : im.workers) {
+      asio::post(w->io, [wp = w.get()] {
+        std::vector<pipeline::RequestContext*> requests(wp->requests.begin(), wp->requests.end());
+        for (auto* ctx : requests) ctx->cancel();
+        error_code ignored;
+        for (Connection* c : wp->connections) c->stream.socket().cancel(ignored);
+      });
+    }
+    wait_for_connections(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+  }
   for (auto& w : im.workers) w->io.stop();
   for (auto& w : im.workers)
     if (w->thread.joinable()) w->thread.join();

@@ -12,9 +12,11 @@ namespace ferry::host {
 struct ServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 8080;
-  unsigned threads = 0;  // 0: one per core
-  size_t max_body_bytes = 4 * 1024 * 1024;
-  std::chrono::milliseconds idle_timeout{60'000};
+  unsigned threads = 0;                              // 0: one per core
+  config::LimitsConfig limits;                       // body, headers, connections, the JSON of a body
+  std::chrono::milliseconds idle_timeout{60'000};    // a kept-alive connection between requests
+  std::chrono::milliseconds header_timeout{10'000};  // a request's first byte to the end of its headers
+  std::chrono::milliseconds body_timeout{60'000};    // the whole body, once the headers are in
   std::chrono::milliseconds drain_timeout{30'000};
   bool access_log = true;
   // The admin listener (GET /admin/providers, /admin/pipelines, POST
@@ -40,6 +42,9 @@ class Server {
   // The admin listener's address, empty when it is off.
   std::string admin_address() const;
   unsigned workers() const;
+  // The connections the data plane holds at most (configured, or derived
+  // from the file-descriptor limit at start()).
+  size_t max_connections() const;
   // Stops accepting, closes idle connections, lets in-flight requests finish
   // (up to drain_timeout), then stops the workers. Returns the number of
   // requests still in flight when it gave up (0 = clean drain).

@@ -59,9 +59,10 @@ TEST(Config, ReportsTomlSyntaxErrorsWithLineAndColumn) {
 
 TEST(Config, ReportsUnknownKeysAtTheKey) {
   auto p = problems("[server]\n  lisen = \"127.0.0.1:1\"\n" + kPipeline);
-  EXPECT_TRUE(has(p,
-                  "ferry.toml:2:3: unknown key 'lisen' in [server] (expected one of: drain_timeout_ms, "
-                  "idle_timeout_ms, listen, max_body_bytes, threads)"));
+  EXPECT_TRUE(has(
+      p,
+      "ferry.toml:2:3: unknown key 'lisen' in [server] (expected one of: body_timeout_ms, drain_timeout_ms, "
+      "header_timeout_ms, idle_timeout_ms, listen, max_body_bytes, threads)"));
 }
 
 TEST(Config, ReportsWrongTypes) {
