@@ -352,9 +352,17 @@ LoadResult load_string(std::string_view text, const std::string& path) {
     if (r.string("listen", listen) && !parse_listen(listen, a.host, a.port))
       r.error(*r.get("listen"),
               "listen in [admin] must be HOST:PORT, e.g. \"127.0.0.1:9090\", not \"" + listen + "\"");
-    if (r.string("token_env", a.token_env) && !a.token_env.empty() && !std::getenv(a.token_env.c_str()))
-      r.error(*r.get("token_env"),
-              "token_env in [admin]: environment variable " + a.token_env + " is not set");
+    if (r.string("token_env", a.token_env) && !a.token_env.empty()) {
+      // Set but empty would mean an admin API anyone local can use: refused
+      // like an unset variable.
+      const char* token = std::getenv(a.token_env.c_str());
+      if (!token)
+        r.error(*r.get("token_env"),
+                "token_env in [admin]: environment variable " + a.token_env + " is not set");
+      else if (!*token)
+        r.error(*r.get("token_env"),
+                "token_env in [admin]: environment variable " + a.token_env + " is set but empty");
+    }
     r.finish();
   }
 
@@ -390,6 +398,7 @@ LoadResult load_string(std::string_view text, const std::string& path) {
       p.block = read_block(r, v, name, title, path);
       r.integer("connect_timeout_ms", p.connect_timeout_ms, 1, 600'000);
       r.integer("read_timeout_ms", p.read_timeout_ms, 1, 3'600'000);
+      r.integer("timeout_ms", p.timeout_ms, 1, 24 * 3'600'000);
       r.boolean("stream_usage", p.stream_usage);
       if (auto at = r.table("attributes")) p.attributes = to_json(*at);
       if (auto mt = r.table("models")) {

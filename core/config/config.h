@@ -120,6 +120,7 @@ struct ProviderConfig {
   PluginBlock block;
   uint32_t connect_timeout_ms = 5'000;
   uint32_t read_timeout_ms = 60'000;               // for response headers and between body bytes
+  uint32_t timeout_ms = 600'000;                   // a whole attempt, however slowly the bytes come
   bool stream_usage = true;                        // ask upstream for usage on streams, for accounting
   std::string ca_file;                             // trust this PEM bundle instead of the system store
   json::Value attributes = json::Value::object();  // for routers: tier, price, capabilities, ...

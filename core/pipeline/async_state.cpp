@@ -180,6 +180,24 @@ void Sink::abandon() {
   events_.clear();
 }
 
+size_t Sink::pending() const {
+  std::lock_guard lock(mu_);
+  return events_.size();
+}
+
+void Sink::error_unless_handled(size_t mark, std::string message) {
+  std::lock_guard lock(mu_);
+  if (abandoned_ || mark > events_.size()) return;
+  for (size_t i = mark; i < events_.size(); ++i)
+    if (events_[i].kind == SinkEvent::Kind::kError) return;
+  events_.resize(mark);
+  SinkEvent ev{SinkEvent::Kind::kError, {}, 502, {}, {}, false};
+  ev.type = "server_error";
+  ev.message = std::move(message);
+  events_.push_back(std::move(ev));
+  terminal_seen_ = true;
+}
+
 bool Sink::has_events() const {
   std::lock_guard lock(mu_);
   return !events_.empty();

@@ -117,6 +117,12 @@ class Sink {
   void abandon();
   bool terminated() const;
   bool has_events() const;
+  // Events queued and not drained yet.
+  size_t pending() const;
+  // After an adapter handled an upstream error event: unless it reported an
+  // error, what it queued since `mark` (pending() before) is dropped and an
+  // error (502, server_error, `message`) takes its place.
+  void error_unless_handled(size_t mark, std::string message);
 
  private:
   std::shared_ptr<AsyncState> async_;

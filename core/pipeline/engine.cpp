@@ -17,6 +17,7 @@
 #include "core/pipeline/request_checks.h"
 #include "core/plugin/host_api.h"
 #include "core/sse/sse_parser.h"
+#include "core/util/secrets.h"
 
 namespace ferry::pipeline {
 
@@ -69,6 +70,20 @@ Failure from_upstream(const http::UpstreamError& e, std::string_view provider) {
       break;
   }
   return f;
+}
+
+// What an upstream's SSE error event says, for the failure it becomes.
+std::string error_event_message(Doc& data) {
+  const Value* v = data.value();
+  std::string message = "upstream sent an error event";
+  if (v && v->is_object()) {
+    const Value* err = member(*v, "error");
+    const Value* m = err && err->is_object() ? member(*err, "message") : member(*v, "message");
+    if (m && m->is_string()) message += ": " + m->get<std::string>();
+  } else if (!data.text().empty()) {
+    message += ": " + json::printable(data.text(), 200);
+  }
+  return message;
 }
 
 // True if `text` has "usage" whose value is an object (not null): the one
@@ -931,7 +946,9 @@ asio::awaitable<Call::Result> Call::on_event(SinkEvent& ev, const Provider& p, b
       }
       f.type = ev.type.empty() ? "upstream_error" : ev.type;
       f.code = "upstream_error";
-      f.message = "provider '" + p.name + "': " + ev.message;
+      // What the upstream said goes to the client and the logs: an error
+      // body may echo the gateway's own credentials.
+      f.message = "provider '" + p.name + "': " + secrets::scrub(ev.message);
       Result r = co_await fail(std::move(f));
       co_return r;
     }
@@ -1048,6 +1065,7 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
     co_return Result::kFailed;
   }
   for (const auto& h : ctx_.upstream_headers) build.request.headers.set(h.name, h.value);
+  if (!build.request.headers.get("accept-encoding")) build.request.headers.set("accept-encoding", "identity");
   if (build.body_doc) build.request.body.assign(build.body_doc->text());
 
   auto sent = co_await client_.send(build.request, limits(p), ctx_.upstream_cancel_slot());
@@ -1057,6 +1075,18 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
   }
   auto& ex = *sent.exchange;
   first_byte(p);
+  // Nothing but identity was asked for: a compressed answer cannot be read
+  // (nor passed on as JSON), so it is a broken upstream, not a client error.
+  if (const std::string* encoding = ex.headers().get("content-encoding");
+      encoding && !encoding->empty() && !util::iequals(*encoding, "identity")) {
+    last_failure_ = Failure{502,
+                            "upstream_error",
+                            "bad_upstream_response",
+                            "provider '" + p.name + "' answered with Content-Encoding: " +
+                                json::printable(*encoding, 40) + ", which ferryd did not ask for",
+                            {}};
+    co_return Result::kFailed;
+  }
   const std::string* content_type = ex.headers().get("content-type");
   bool sse = ctx_.stream && ex.status() == 200 && vt.parse_event && content_type &&
              content_type->starts_with("text/event-stream");
@@ -1144,10 +1174,14 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
       // recognised and kept without a copy (Sink::adopt_source).
       ferry_sse_event ev{sizeof(ferry_sse_event), fv(e.event), fv(data.text()), fv(e.id),
                          plugin::handle(&data)};
+      size_t before = sink->pending();
       sink->set_source(&data);
       adapter_status =
           vt.parse_event(p.plugin->instance(), state, plugin::handle(&ctx_), &ev, plugin::handle(sink));
       sink->adopt_source();
+      // An event named "error" is an error in every dialect: if the adapter
+      // passed it on as a chunk, it ends the attempt here instead.
+      if (e.event == "error") sink->error_unless_handled(before, error_event_message(data));
     });
     if (!ok || adapter_status != FERRY_OK) {
       std::string msg = !ok ? "provider '" + p.name + "' sent an oversized stream event"

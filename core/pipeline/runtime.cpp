@@ -103,6 +103,7 @@ std::unique_ptr<Runtime> Runtime::build(std::shared_ptr<const config::Config> cf
     p->name = pc.block.name;
     p->upstream.connect = std::chrono::milliseconds(pc.connect_timeout_ms);
     p->upstream.read = std::chrono::milliseconds(pc.read_timeout_ms);
+    p->upstream.total = std::chrono::milliseconds(pc.timeout_ms);
     p->upstream.ca_file = pc.ca_file;
     p->stream_usage = pc.stream_usage;
     p->model_map = pc.model_map;
@@ -203,7 +204,7 @@ void Runtime::emit(const Event& e) const {
   add("model", e.model);
   add("pipeline", e.pipeline);
   add("request_id", e.request_id);
-  if (!e.detail.empty()) line.append(" detail=").append(json::Value(e.detail).dump());
+  if (!e.detail.empty()) line.append(" detail=").append(json::dump(json::Value(e.detail)));
   bool quiet = e.type == FERRY_EVENT_PROVIDER_FAILED || e.type == FERRY_EVENT_PROVIDER_SWITCHED;
   log::get().log(quiet ? spdlog::level::info : spdlog::level::warn, "{}", line);
 

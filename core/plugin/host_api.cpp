@@ -11,6 +11,7 @@
 #include "core/log/log.h"
 #include "core/metrics/metrics.h"
 #include "core/plugin/plugin_library.h"
+#include "core/util/secrets.h"
 
 namespace ferry::plugin {
 namespace {
@@ -32,10 +33,12 @@ void host_log(ferry_plugin_handle* self, const ferry_ctx* c, ferry_log_level lev
   auto& logger = log::get();
   if (!logger.should_log(lvl)) return;
   std::string_view name = self ? std::string_view(self->name) : std::string_view("plugin");
+  // A plugin may log what an upstream said: credentials in it are masked.
+  std::string text = secrets::scrub(sv(message));
   if (c)
-    logger.log(lvl, "{}: [{}] {}", name, ctx(c)->request_id, sv(message));
+    logger.log(lvl, "{}: [{}] {}", name, ctx(c)->request_id, text);
   else
-    logger.log(lvl, "{}: {}", name, sv(message));
+    logger.log(lvl, "{}: {}", name, text);
 }
 
 uint64_t host_clock_ns(ferry_clock clock) {
@@ -66,6 +69,7 @@ ferry_status host_secret_get(ferry_view name, ferry_view* out) {
     const char* v = std::getenv(std::string(sv(name)).c_str());
     if (!v) return FERRY_ERR_NOT_FOUND;
     it = cache.emplace(std::string(sv(name)), v).first;
+    secrets::remember(it->second);  // never to be echoed back by an upstream
   }
   *out = fv(it->second);
   return FERRY_OK;

@@ -10,7 +10,8 @@ namespace ferry::resilience {
 
 namespace {
 constexpr std::array<const char*, kErrorClasses> kClassNames{
-    "connect", "timeout", "rate_limited", "server_error", "client_error", "context_length", "content_filter"};
+    "connect",      "timeout",        "rate_limited",   "server_error",
+    "client_error", "context_length", "content_filter", "auth"};
 
 bool contains(std::string_view haystack, std::string_view needle) {
   return std::search(haystack.begin(), haystack.end(), needle.begin(), needle.end(), [](char a, char b) {
@@ -47,6 +48,7 @@ ErrorClass classify(int status, std::string_view type, std::string_view message)
   if (status == 429) return ErrorClass::kRateLimited;
   if (status == 408 || status == 504) return ErrorClass::kTimeout;
   if (status >= 500) return ErrorClass::kServerError;
+  if (status == 401 || status == 403) return ErrorClass::kAuth;
   // Providers word these differently: OpenAI's code context_length_exceeded,
   // "maximum context length", Anthropic's "prompt is too long".
   if (type == "context_length_exceeded" || contains(message, "context_length_exceeded") ||

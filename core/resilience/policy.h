@@ -17,8 +17,9 @@ enum class ErrorClass {
   kClientError,    // other 4xx: the request itself is wrong
   kContextLength,  // the prompt does not fit this model
   kContentFilter,  // refused by the provider's content policy
+  kAuth,           // HTTP 401/403: the upstream refused the gateway's own credentials, not the client
 };
-constexpr size_t kErrorClasses = 7;
+constexpr size_t kErrorClasses = 8;
 
 enum class Action {
   kRetry,     // the same provider again (with backoff), then fail over
@@ -45,6 +46,7 @@ struct Policy {
       Action::kReturn,    // client error
       Action::kFailover,  // context length: only to a provider with a larger context_window
       Action::kReturn,    // content filter
+      Action::kFailover,  // auth: another provider may accept its own key
   };
   uint32_t max_retries = 1;  // per provider, for classes whose action is retry
   std::chrono::milliseconds backoff_base{100};

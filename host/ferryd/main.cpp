@@ -17,6 +17,7 @@
 #include "core/pipeline/runtime.h"
 #include "core/plugin/host_api.h"
 #include "core/state/store.h"
+#include "core/util/secrets.h"
 #include "host/ferryd/server.h"
 
 namespace {
@@ -132,7 +133,10 @@ int main(int argc, char** argv) {
   options.admin = cfg->admin.enabled;
   options.admin_host = cfg->admin.host;
   options.admin_port = cfg->admin.port;
-  if (!cfg->admin.token_env.empty()) options.admin_token = std::getenv(cfg->admin.token_env.c_str());
+  if (!cfg->admin.token_env.empty()) {
+    options.admin_token = std::getenv(cfg->admin.token_env.c_str());
+    ferry::secrets::remember(options.admin_token);
+  }
 
   // Signals are taken by the control thread only; workers never see them.
   boost::asio::io_context control;

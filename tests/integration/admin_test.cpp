@@ -124,5 +124,19 @@ TEST(Admin, RefusesATokenVariableThatIsNotSet) {
       << r.output;
 }
 
+// An empty token would leave the admin API (minting keys, draining
+// providers) open to anyone on the machine.
+TEST(Admin, RefusesATokenVariableThatIsSetButEmpty) {
+  MockUpstream a, b;
+  auto r = ferryd_refusing(two(a, b, "[admin]\ntoken_env = \"FERRY_TEST_EMPTY_TOKEN\"\n\n"),
+                           {"FERRY_TEST_EMPTY_TOKEN="});
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(
+      r.output.find("ferry.toml:2:13: token_env in [admin]: environment variable FERRY_TEST_EMPTY_TOKEN is "
+                    "set but empty"),
+      std::string::npos)
+      << r.output;
+}
+
 }  // namespace
 }  // namespace ferry::test

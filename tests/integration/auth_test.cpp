@@ -126,5 +126,29 @@ TEST(Auth, ExplainsAnUnknownAdminRoute) {
   EXPECT_NE(r.body.find("these have one: auth"), std::string::npos) << r.body;
 }
 
+// An expiry that cannot be honoured is refused, never read as "no expiry"
+// (0 means never in a key record: 1970-01-01 was a key that never expired).
+TEST(Auth, AKeyIsCreatedOnlyWithAnExpiryInTheFuture) {
+  auto f = Ferryd::start(with_auth("keys = [\n  { sha256 = \"" + std::string(kAliceHash) +
+                                   "\", owner = \"alice\", expires = \"1970-01-01\" },\n]\n"));
+  auto old = http_post(f->address(), "/v1/chat/completions", chat_body("m", "hi"), bearer("sk-test-alice"));
+  EXPECT_EQ(old.status, 401);
+  EXPECT_EQ(old.json()["error"]["code"], "expired_api_key") << old.body;
+
+  for (const char* body : {R"({"owner":"x","expires":"1970-01-01"})", R"({"owner":"x","expires":"abc"})",
+                           R"({"owner":"x","expires":5})", R"({"owner":"x","expires_in_days":1e300})",
+                           R"({"owner":"x","expires_in_days":"abc"})",
+                           R"({"owner":"x","expires_in_days":-1})", R"({"owner":"x","expires_in_days":0})"}) {
+    auto r = http_post(f->admin_address(), "/admin/plugins/auth/keys", body);
+    EXPECT_EQ(r.status, 400) << body << ": " << r.body;
+    EXPECT_EQ(r.json()["error"]["code"], "invalid_expires") << body << ": " << r.body;
+  }
+  auto made =
+      http_post(f->admin_address(), "/admin/plugins/auth/keys", R"({"owner":"x","expires_in_days":1})");
+  ASSERT_EQ(made.status, 201) << made.body;
+  EXPECT_GT(made.json().value("expires", int64_t{0}), 0) << made.body;
+  EXPECT_EQ(ask(*f, bearer(made.json().value("key", ""))), 200);
+}
+
 }  // namespace
 }  // namespace ferry::test

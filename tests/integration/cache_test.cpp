@@ -181,5 +181,57 @@ TEST(CacheRedis, InstancesShareWhatAnyOfThemStored) {
   EXPECT_EQ(up.requests(), 1);
 }
 
+// Two tenants behind auth, one cache: by default neither is served the
+// other's answers, exact or semantic. (A finding: Bob's different question,
+// similarity 0.955, got Alice's answer with her SSN in it.)
+std::string tenants(const std::string& cache_options) {
+  return "[log]\nlevel = \"info\"\n\n[providers.mock]\nplugin = \"mock\"\n\n"
+         "[middleware.auth]\nplugin = \"auth\"\nkeys = [\n"
+         "  { sha256 = \"4d692786b022a5d5a48381dcaf1e5e346366feb5579a1d699de2991d153b05f9\", owner = "
+         "\"alice\", "
+         "team = \"t\" },\n"
+         "  { sha256 = \"126fa001bf47b8fca67b958c7cdb3745b15c8eab28dd77b91a53305b5f90632f\", owner = "
+         "\"bob\", "
+         "team = \"t\" },\n]\n\n"
+         "[middleware.cache]\nplugin = \"cache\"\nsemantic = { model = \"embedder\", threshold = 0.9 }\n" +
+         cache_options +
+         "\n[pipelines.chat]\nmodels = [\"m\"]\nproviders = [\"mock\"]\nmiddleware = [\"auth\", "
+         "\"cache\"]\n\n"
+         "[pipelines.embed]\nmodels = [\"embedder\"]\nproviders = [\"mock\"]\n";
+}
+const HeaderList kAlice = {{"authorization", "Bearer sk-test-alice"}};
+const HeaderList kBob = {{"authorization", "Bearer sk-test-bob"}};
+
+TEST(CacheTenancy, ATenantIsNeverServedAnotherTenantsAnswerByDefault) {
+  auto f = Ferryd::start(tenants(""));
+  auto mine = ask(*f, "My SSN is 078-05-1120, remember it", "", kAlice);
+  ASSERT_EQ(mine.status, 200) << mine.body;
+  EXPECT_EQ(mine.header("x-ferry-cache"), "miss");
+  // The same question from Bob: a miss (no membership oracle), his own answer.
+  auto same = ask(*f, "My SSN is 078-05-1120, remember it", "", kBob);
+  EXPECT_EQ(same.header("x-ferry-cache"), "miss");
+  // Alice still hits her own entries, exact and near.
+  EXPECT_EQ(ask(*f, "My SSN is 078-05-1120, remember it", "", kAlice).header("x-ferry-cache"), "hit");
+  EXPECT_EQ(ask(*f, "MY SSN IS 078-05-1120 remember it", "", kAlice).header("x-ferry-cache"), "hit");
+  // A question only Alice asked: no semantic hit for Bob's near version.
+  ask(*f, "What is the capital of France?", "", kAlice);
+  auto bob = ask(*f, "what is the capital of france", "", kBob);
+  EXPECT_EQ(bob.header("x-ferry-cache"), "miss");
+  EXPECT_EQ(content(bob), "Ferry mock reply: what is the capital of france");
+}
+
+TEST(CacheTenancy, ATeamOrGlobalScopeSharesOnlyWhenConfigured) {
+  auto team = Ferryd::start(tenants("scope = \"team\"\n"));
+  ask(*team, "What is the capital of France?", "", kAlice);
+  auto bob = ask(*team, "what is the capital of france", "", kBob);
+  EXPECT_EQ(bob.header("x-ferry-cache"), "hit");
+  EXPECT_EQ(content(bob), "Ferry mock reply: What is the capital of France?");
+
+  auto bad = ferryd_refusing(tenants("scope = \"everyone\"\n"));
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_NE(bad.output.find("must be \"key\", \"user\", \"team\" or \"global\""), std::string::npos)
+      << bad.output;
+}
+
 }  // namespace
 }  // namespace ferry::test

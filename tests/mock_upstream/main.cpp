@@ -19,6 +19,7 @@
 #include <ctime>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -170,20 +171,85 @@ Task<bool> flush(Socket& sock, std::string& out) {
   co_return !ec;
 }
 
+Task<bool> write_all(Socket& sock, std::string_view bytes) {
+  if (bytes.empty()) co_return true;
+  auto [ec, n] = co_await asio::async_write(sock, asio::buffer(bytes.data(), bytes.size()), no_throw);
+  co_return !ec;
+}
+
+// drip_ms: each byte waits `ms` (async, so other connections keep being
+// served) and leaves in its own write; with `chunked` each byte is its own
+// HTTP chunk, so the client's SSE parser really is fed one byte at a time.
+Task<bool> drip(Socket& sock, std::string_view bytes, int ms, bool chunked) {
+  Timer timer(sock.get_executor());
+  std::string frame;
+  for (char c : bytes) {
+    timer.expires_after(std::chrono::milliseconds(ms));
+    co_await timer.async_wait(no_throw);
+    frame.clear();
+    append_frame(frame, std::string_view{&c, 1}, chunked);
+    if (!co_await write_all(sock, frame)) co_return false;
+  }
+  co_return true;
+}
+
+// The extra_response fault's unsolicited second response, framed so that a
+// client reading it as its next response parses it without complaint.
+std::string poisoned_http_response(ApiFormat format, std::string_view model) {
+  std::string body = render_poisoned_response(format, model);
+  std::string out =
+      "HTTP/1.1 200 OK\r\nServer: ferry-mock-upstream\r\nContent-Type: application/json\r\nContent-Length: ";
+  out += std::to_string(body.size());
+  out += "\r\n\r\n";
+  out += body;
+  return out;
+}
+
+// Writes the extra_response bytes that wait for `delay_ms` of idleness. A
+// request the client sends meanwhile stays in the socket buffer and is read
+// only afterwards, so the mock's own parsing is never mixed up with the junk.
+Task<bool> send_delayed_extra(Socket& sock, std::string_view extra, int delay_ms) {
+  if (extra.empty() || delay_ms <= 0) co_return true;
+  co_await sleep_ms(sock, delay_ms);
+  co_return co_await write_all(sock, extra);
+}
+
+// The echo_auth fault: the request's credentials, verbatim. Response headers
+// are added only for credentials the request actually carried.
+struct EchoAuth {
+  std::string_view authorization;
+  std::string_view api_key;
+
+  template <class F>
+  void for_each_header(F&& add) const {
+    if (!authorization.empty()) add("x-echo-authorization", authorization);
+    if (!api_key.empty()) add("x-echo-api-key", api_key);
+  }
+};
+
 // The stream is framed by hand (header + chunk framing in one buffer) so that
 // events produced back to back leave in a single write, while anything
 // separated by a pacing delay is flushed before the timer starts.
 Task<After> write_stream(Socket& sock, const Request& req, SseStream& stream, const Faults& faults,
-                         int chunk_delay_ms) {
+                         int chunk_delay_ms, const EchoAuth* echo, std::string_view extra_response) {
   // HTTP/1.0 has no chunked encoding; fall back to a close-delimited body.
   bool chunked = req.version() >= 11;
   bool keep_alive = chunked && req.keep_alive();
+  int drip_ms = faults.drip();
 
   std::string out;
   out.reserve(1024);
   out += chunked ? "HTTP/1.1 200 OK\r\n" : "HTTP/1.0 200 OK\r\n";
   out += "Server: ferry-mock-upstream\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n";
   if (chunked) out += "Transfer-Encoding: chunked\r\n";
+  if (echo) {
+    echo->for_each_header([&](std::string_view name, std::string_view value) {
+      out += name;
+      out += ": ";
+      out += value;
+      out += "\r\n";
+    });
+  }
   out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
 
   if (faults.is_hang()) {
@@ -192,51 +258,136 @@ Task<After> write_stream(Socket& sock, const Request& req, SseStream& stream, co
     co_return After::gone;
   }
 
+  // Dripping frames each byte separately, so from here on `out` holds the
+  // unframed SSE bytes; the head goes out at once.
+  if (drip_ms > 0 && !(co_await flush(sock, out))) co_return After::gone;
+
   int reset_after = faults.has_reset() ? *faults.reset_after : -1;
   int events = 0;
   auto emit = [&](std::string_view event) {
-    append_frame(out, event, chunked);
+    if (drip_ms > 0)
+      out += event;
+    else
+      append_frame(out, event, chunked);
     ++events;
     return reset_after >= 0 && events >= reset_after;
   };
+  auto send_out = [&]() -> Task<bool> {
+    if (drip_ms <= 0) co_return co_await flush(sock, out);
+    bool ok = co_await drip(sock, out, drip_ms, chunked);
+    out.clear();
+    co_return ok;
+  };
   auto reset_now = [&]() -> Task<After> {
-    bool flushed = co_await flush(sock, out);
+    bool flushed = co_await send_out();
     if (flushed) co_await wait_send_queue_drained(sock);
     reset_connection(sock);
     co_return After::gone;
   };
   auto finish = [&]() -> Task<After> {
+    if (drip_ms > 0 && !(co_await send_out())) co_return After::gone;
     if (chunked) out += "0\r\n\r\n";
+    // A close-delimited body would swallow the junk as more SSE bytes.
+    std::string_view extra = chunked ? extra_response : std::string_view{};
+    int extra_delay = faults.extra_response_delay();
+    if (extra_delay <= 0) out += extra;
     bool flushed = co_await flush(sock, out);
     if (!flushed) co_return After::gone;
+    if (!(co_await send_delayed_extra(sock, extra, extra_delay))) co_return After::gone;
     co_return keep_alive ? After::keep_alive : After::close;
   };
 
+  // event_error / typed_error: due at the very start (at_stream_start), or
+  // once `pieces` content events are out; a position past the last content
+  // event fires just before the epilogue. Returns true when reset_after hits.
+  std::size_t pieces = 0;
+  std::optional<int> event_error_at = faults.has_event_error() ? faults.event_error : std::nullopt;
+  std::optional<int> typed_error_at = faults.has_typed_error() ? faults.typed_error : std::nullopt;
+  enum class Point { start, flow, epilogue };
+  auto emit_injected = [&](Point point) {
+    auto due = [&](std::optional<int>& at) {
+      if (!at) return false;
+      bool now = point == Point::start  ? *at == Faults::at_stream_start
+                 : point == Point::flow ? *at >= 0 && pieces >= static_cast<std::size_t>(*at)
+                                        : *at >= 0;
+      if (now) at.reset();
+      return now;
+    };
+    if (due(event_error_at) && emit(stream.named_error_event())) return true;
+    return due(typed_error_at) && emit(SseStream::typed_error_event());
+  };
+
   if (reset_after == 0) co_return co_await reset_now();
+  if (emit_injected(Point::start)) co_return co_await reset_now();
 
   Timer timer(sock.get_executor());
   std::string event;
-  std::size_t pieces = 0;
   while (auto kind = stream.next(event)) {
     bool is_content = *kind == SseStream::Kind::content;
+    // Before the first content event (position 0) or the epilogue (a
+    // position past the last content event).
+    Point before = *kind == SseStream::Kind::epilogue ? Point::epilogue : Point::flow;
+    if (*kind != SseStream::Kind::prelude && emit_injected(before)) co_return co_await reset_now();
     if (is_content && pieces > 0 && chunk_delay_ms > 0) {
-      bool flushed = co_await flush(sock, out);
+      bool flushed = co_await send_out();
       if (!flushed) co_return After::gone;
       timer.expires_after(std::chrono::milliseconds(chunk_delay_ms));
       co_await timer.async_wait(no_throw);
     }
     bool must_reset = emit(event);
     event.clear();
-    if (!must_reset && is_content && pieces++ == 0) {
-      if (faults.is_malformed()) must_reset = emit(stream.malformed_event());
-      if (!must_reset && faults.is_stream_error()) {
-        if (emit(stream.error_event())) co_return co_await reset_now();
-        co_return co_await finish();
-      }
+    bool first_content = is_content && pieces++ == 0;
+    if (!must_reset && first_content && faults.is_malformed()) must_reset = emit(stream.malformed_event());
+    if (!must_reset && is_content) must_reset = emit_injected(Point::flow);
+    if (!must_reset && first_content && faults.is_stream_error()) {
+      if (emit(stream.error_event())) co_return co_await reset_now();
+      co_return co_await finish();
     }
     if (must_reset) co_return co_await reset_now();
   }
   co_return co_await finish();
+}
+
+std::string serialize_head(const Response& res) {
+  std::ostringstream os;
+  os << res.base();  // status line, fields and the blank line
+  return std::move(os).str();
+}
+
+// Sends a non-streaming chat response (200 or injected error) with the
+// body- and connection-level faults applied. Without any of them this is
+// exactly write_response(), so the benchmark path does not change.
+Task<After> send_chat_response(Socket& sock, Response& res, const Faults& faults, const EchoAuth* echo,
+                               std::string_view extra_response) {
+  if (echo)
+    echo->for_each_header([&](std::string_view name, std::string_view value) { res.set(name, value); });
+  if (faults.is_nul_suffix()) res.body().append(std::string_view{"\0garbage", 8});
+  if (faults.is_gzip()) {
+    // Whatever Accept-Encoding said: that is the misbehaviour under test.
+    res.body() = gzip_stored(res.body());
+    res.set(http::field::content_encoding, "gzip");
+  }
+  res.prepare_payload();
+
+  int drip_ms = faults.drip();
+  if (drip_ms <= 0 && extra_response.empty()) co_return co_await write_response(sock, res);
+
+  std::string wire = serialize_head(res);
+  int extra_delay = faults.extra_response_delay();
+  if (drip_ms > 0) {
+    if (!(co_await write_all(sock, wire))) co_return After::gone;
+    if (!(co_await drip(sock, res.body(), drip_ms, false))) co_return After::gone;
+    wire.clear();
+  } else {
+    wire += res.body();
+  }
+  // Same write as the real response, so the junk is already in the client's
+  // receive buffer when it finishes parsing the real one.
+  if (extra_delay <= 0) wire += extra_response;
+  if (!(co_await write_all(sock, wire))) co_return After::gone;
+  if (extra_delay > 0 && !(co_await send_delayed_extra(sock, extra_response, extra_delay)))
+    co_return After::gone;
+  co_return res.keep_alive() ? After::keep_alive : After::close;
 }
 
 Task<After> handle_chat(Socket& sock, const Request& req, ApiFormat format, Faults faults, Context& ctx) {
@@ -252,22 +403,32 @@ Task<After> handle_chat(Socket& sock, const Request& req, ApiFormat format, Faul
 
   if (faults.delay_ms && *faults.delay_ms > 0) co_await sleep_ms(sock, *faults.delay_ms);
 
+  EchoAuth echo_auth{req[http::field::authorization], req["x-api-key"]};
+  const EchoAuth* echo = faults.is_echo_auth() ? &echo_auth : nullptr;
+  std::string extra =
+      faults.wants_extra_response() ? poisoned_http_response(format, chat.model) : std::string{};
+
   if (faults.has_error_status()) {
     auto status = static_cast<unsigned>(*faults.status);
-    Response res = make_response(
-        req, status,
-        render_error(format, *faults.status, "mock fault: injected HTTP " + std::to_string(status)));
+    std::string message = echo ? echo_auth_message(format, echo->authorization, echo->api_key)
+                               : "mock fault: injected HTTP " + std::to_string(status);
+    if (faults.is_invalid_utf8()) {
+      message += ' ';
+      message += invalid_utf8_bytes;
+    }
+    bool raw_bytes = echo || faults.is_invalid_utf8();
+    Response res = make_response(req, status, render_error(format, *faults.status, message, raw_bytes));
     // 429 always advertises a retry delay, like the real APIs; other
     // statuses only when a test asked for one explicitly.
     if (status == 429 || faults.retry_after) {
       res.set(http::field::retry_after, std::to_string(faults.retry_after.value_or(1)));
     }
-    co_return co_await write_response(sock, res);
+    co_return co_await send_chat_response(sock, res, faults, echo, extra);
   }
 
   std::uint64_t id = ctx.next_id.fetch_add(1, std::memory_order_relaxed);
   auto created = static_cast<std::int64_t>(std::time(nullptr));
-  Reply reply = make_reply(chat, ctx.options);
+  Reply reply = make_reply(chat, ctx.options, faults);
 
   if (!chat.stream) {
     if (faults.has_reset()) {
@@ -278,13 +439,15 @@ Task<After> handle_chat(Socket& sock, const Request& req, ApiFormat format, Faul
       co_await wait_for_peer_close(sock);
       co_return After::gone;
     }
-    if (faults.is_malformed()) co_return co_await send(sock, req, 200, "this is not json");
-    co_return co_await send(sock, req, 200, render_response(chat, reply, id, created));
+    Response res = make_response(
+        req, 200,
+        faults.is_malformed() ? "this is not json" : render_response(chat, reply, id, created, faults));
+    co_return co_await send_chat_response(sock, res, faults, echo, extra);
   }
 
   int chunk_delay = faults.chunk_delay_ms.value_or(ctx.options.chunk_delay_ms);
-  SseStream stream(chat, std::move(reply), id, created);
-  co_return co_await write_stream(sock, req, stream, faults, chunk_delay);
+  SseStream stream(chat, std::move(reply), id, created, faults);
+  co_return co_await write_stream(sock, req, stream, faults, chunk_delay, echo, extra);
 }
 
 Task<After> method_not_allowed(Socket& sock, const Request& req, ApiFormat format, const char* allow) {

@@ -94,6 +94,26 @@ std::string dump(const ojson& j) {
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
+// 1e400 is valid JSON but overflows a double: the usage_overflow fault
+// checks that a gateway's accounting does not turn it into inf or garbage.
+void append_token_count(std::string& out, std::int64_t n, bool overflow) {
+  if (overflow)
+    out += "1e400";
+  else
+    out += std::to_string(n);
+}
+
+// `,"usage":{...}` of an OpenAI completion or usage chunk.
+void append_openai_usage(std::string& out, std::int64_t p, std::int64_t c, bool overflow) {
+  out += ",\"usage\":{\"prompt_tokens\":";
+  append_token_count(out, p, overflow);
+  out += ",\"completion_tokens\":";
+  out += std::to_string(c);
+  out += ",\"total_tokens\":";
+  append_token_count(out, p + c, overflow);
+  out += "}";
+}
+
 std::optional<int> parse_int(std::string_view s) {
   s = trim(s);
   int v = 0;
@@ -108,6 +128,52 @@ bool parse_flag(std::string_view value, bool has_value) {
   return !(value == "0" || value == "false" || value == "no" || value == "off");
 }
 
+// event_error / typed_error positions: a count of content events, the word
+// `start`, and any negative number means off. A bare key means 0.
+std::optional<int> parse_position(std::string_view value, bool has_value) {
+  if (!has_value) return 0;
+  if (trim(value) == "start") return Faults::at_stream_start;
+  auto v = parse_int(value);
+  if (v && *v < 0) v = -1;  // keep at_stream_start unreachable from a number
+  return v;
+}
+
+// Keys whose value is a flag; shared by the directive and /_mock/faults
+// parsers so the two cannot drift apart.
+std::optional<bool> Faults::*bool_field(std::string_view key) {
+  if (key == "malformed") return &Faults::malformed;
+  if (key == "stream_error") return &Faults::stream_error;
+  if (key == "hang") return &Faults::hang;
+  if (key == "extra_response") return &Faults::extra_response;
+  if (key == "echo_auth") return &Faults::echo_auth;
+  if (key == "gzip") return &Faults::gzip;
+  if (key == "invalid_utf8") return &Faults::invalid_utf8;
+  if (key == "usage_overflow") return &Faults::usage_overflow;
+  if (key == "nul_suffix") return &Faults::nul_suffix;
+  if (key == "no_usage") return &Faults::no_usage;
+  if (key == "honor_max_tokens") return &Faults::honor_max_tokens;
+  return nullptr;
+}
+
+// Keys whose value is a plain integer (reset_after, event_error and
+// typed_error have their own bare-key and word forms).
+std::optional<int> Faults::*int_field(std::string_view key) {
+  if (key == "status") return &Faults::status;
+  if (key == "retry_after") return &Faults::retry_after;
+  if (key == "delay_ms") return &Faults::delay_ms;
+  if (key == "chunk_delay_ms") return &Faults::chunk_delay_ms;
+  if (key == "extra_response_delay_ms") return &Faults::extra_response_delay_ms;
+  if (key == "drip_ms") return &Faults::drip_ms;
+  if (key == "big_chunks") return &Faults::big_chunks;
+  return nullptr;
+}
+
+std::optional<int> Faults::*position_field(std::string_view key) {
+  if (key == "event_error") return &Faults::event_error;
+  if (key == "typed_error") return &Faults::typed_error;
+  return nullptr;
+}
+
 void apply_directive_item(std::string_view item, Faults& f) {
   item = trim(item);
   if (item.empty()) return;
@@ -116,24 +182,15 @@ void apply_directive_item(std::string_view item, Faults& f) {
   std::string_view key = trim(item.substr(0, eq));
   std::string_view value = has_value ? item.substr(eq + 1) : std::string_view{};
 
-  if (key == "malformed") {
-    f.malformed = parse_flag(value, has_value);
-  } else if (key == "stream_error") {
-    f.stream_error = parse_flag(value, has_value);
-  } else if (key == "hang") {
-    f.hang = parse_flag(value, has_value);
+  if (auto field = bool_field(key)) {
+    f.*field = parse_flag(value, has_value);
   } else if (key == "reset_after") {
     // A bare reset_after means "reset before the first event".
     f.reset_after = has_value ? parse_int(value) : std::optional<int>{0};
+  } else if (auto pos = position_field(key)) {
+    if (auto v = parse_position(value, has_value)) f.*pos = v;
   } else if (auto v = parse_int(value); v && has_value) {
-    if (key == "status")
-      f.status = v;
-    else if (key == "retry_after")
-      f.retry_after = v;
-    else if (key == "delay_ms")
-      f.delay_ms = v;
-    else if (key == "chunk_delay_ms")
-      f.chunk_delay_ms = v;
+    if (auto num = int_field(key)) f.*num = v;
   }
 }
 
@@ -249,6 +306,19 @@ void Faults::override_with(const Faults& over) {
   if (over.malformed) malformed = over.malformed;
   if (over.stream_error) stream_error = over.stream_error;
   if (over.hang) hang = over.hang;
+  if (over.extra_response) extra_response = over.extra_response;
+  if (over.extra_response_delay_ms) extra_response_delay_ms = over.extra_response_delay_ms;
+  if (over.echo_auth) echo_auth = over.echo_auth;
+  if (over.gzip) gzip = over.gzip;
+  if (over.invalid_utf8) invalid_utf8 = over.invalid_utf8;
+  if (over.drip_ms) drip_ms = over.drip_ms;
+  if (over.event_error) event_error = over.event_error;
+  if (over.typed_error) typed_error = over.typed_error;
+  if (over.usage_overflow) usage_overflow = over.usage_overflow;
+  if (over.nul_suffix) nul_suffix = over.nul_suffix;
+  if (over.no_usage) no_usage = over.no_usage;
+  if (over.honor_max_tokens) honor_max_tokens = over.honor_max_tokens;
+  if (over.big_chunks) big_chunks = over.big_chunks;
 }
 
 Faults extract_fault_directives(std::string& text) {
@@ -299,23 +369,28 @@ std::optional<std::string> parse_instance_faults(std::string_view body, Instance
       dst = value.get<bool>();
       return true;
     };
+    // Same words as the directives: an integer, or "start" for the very
+    // first event of the stream.
+    auto as_position = [&](std::optional<int>& dst) -> bool {
+      if (value.is_string()) {
+        if (value.get_ref<const std::string&>() != "start") return false;
+        dst = Faults::at_stream_start;
+        return true;
+      }
+      if (!value.is_number_integer()) return false;
+      int v = value.get<int>();
+      dst = v < 0 ? -1 : v;
+      return true;
+    };
     bool ok = false;
-    if (key == "status")
-      ok = as_int(out.faults.status);
-    else if (key == "retry_after")
-      ok = as_int(out.faults.retry_after);
-    else if (key == "delay_ms")
-      ok = as_int(out.faults.delay_ms);
-    else if (key == "chunk_delay_ms")
-      ok = as_int(out.faults.chunk_delay_ms);
+    if (auto field = bool_field(key))
+      ok = as_bool(out.faults.*field);
+    else if (auto num = int_field(key))
+      ok = as_int(out.faults.*num);
+    else if (auto pos = position_field(key))
+      ok = as_position(out.faults.*pos);
     else if (key == "reset_after")
       ok = as_int(out.faults.reset_after);
-    else if (key == "malformed")
-      ok = as_bool(out.faults.malformed);
-    else if (key == "stream_error")
-      ok = as_bool(out.faults.stream_error);
-    else if (key == "hang")
-      ok = as_bool(out.faults.hang);
     else if (key == "count") {
       ok = value.is_number_integer();
       if (ok) out.count = value.get<std::int64_t>();
@@ -351,6 +426,13 @@ std::optional<std::string> parse_chat_request(std::string_view body, ApiFormat f
     if (const json* mt = find_member(doc, "max_tokens"); mt && mt->is_number_integer()) {
       out.max_tokens = mt->get<std::int64_t>();
     }
+  } else {
+    // max_completion_tokens is the current name; max_tokens the deprecated one.
+    for (const char* key : {"max_tokens", "max_completion_tokens"}) {
+      if (const json* mt = find_member(doc, key); mt && mt->is_number_integer()) {
+        out.max_tokens = mt->get<std::int64_t>();
+      }
+    }
   }
 
   const json* last_user = nullptr;
@@ -385,7 +467,7 @@ std::string_view Reply::piece(std::size_t i) const {
   return std::string_view{text}.substr(begin, piece_ends[i] - begin);
 }
 
-Reply make_reply(const ChatRequest& req, const Options& opts) {
+Reply make_reply(const ChatRequest& req, const Options& opts, const Faults& faults) {
   Reply r;
   bool openai = req.format == ApiFormat::openai;
   if (req.tool_name) {
@@ -415,12 +497,32 @@ Reply make_reply(const ChatRequest& req, const Options& opts) {
   r.piece_ends = split_pieces(r.text);
   r.stop_reason = openai ? "stop" : "end_turn";
 
-  if (!openai && req.max_tokens && *req.max_tokens >= 0 &&
+  bool honor_max_tokens = !openai || faults.is_honor_max_tokens();
+  if (honor_max_tokens && req.max_tokens && *req.max_tokens >= 0 &&
       static_cast<std::uint64_t>(*req.max_tokens) < r.piece_ends.size()) {
     auto keep = static_cast<std::size_t>(*req.max_tokens);
     r.text.resize(keep == 0 ? 0 : r.piece_ends[keep - 1]);
     r.piece_ends.resize(keep);
-    r.stop_reason = "max_tokens";
+    r.stop_reason = openai ? "length" : "max_tokens";
+  }
+
+  if (faults.is_invalid_utf8() && !r.piece_ends.empty()) {
+    // Right after the first word: inside the first streamed piece, no change
+    // to the word or piece count, and it survives any max_tokens cut >= 1.
+    std::size_t at = 0;
+    while (at < r.text.size() && is_space(r.text[at])) ++at;
+    while (at < r.text.size() && !is_space(r.text[at])) ++at;
+    r.text.insert(at, invalid_utf8_bytes);
+    for (std::size_t& end : r.piece_ends) end += invalid_utf8_bytes.size();
+  }
+
+  if (int words = faults.big_chunk_words(); words > 1) {
+    std::vector<std::size_t> merged;
+    for (std::size_t i = 0; i < r.piece_ends.size(); ++i) {
+      if ((i + 1) % static_cast<std::size_t>(words) == 0 || i + 1 == r.piece_ends.size())
+        merged.push_back(r.piece_ends[i]);
+    }
+    r.piece_ends = std::move(merged);
   }
   r.completion_tokens = count_words(r.text);
   return r;
@@ -429,9 +531,11 @@ Reply make_reply(const ChatRequest& req, const Options& opts) {
 // Hand-assembled like the stream events: this is the hot path of the
 // non-streaming benchmark and a DOM build + dump per reply showed up in profiles.
 std::string render_response(const ChatRequest& req, const Reply& reply, std::uint64_t id,
-                            std::int64_t created) {
+                            std::int64_t created, const Faults& faults) {
   std::int64_t p = req.prompt_tokens;
   std::int64_t c = reply.completion_tokens;
+  bool usage = !faults.is_no_usage();
+  bool overflow = faults.is_usage_overflow();
   std::string out;
   out.reserve(320 + reply.text.size() + req.model.size());
   if (req.format == ApiFormat::openai) {
@@ -453,13 +557,9 @@ std::string render_response(const ChatRequest& req, const Reply& reply, std::uin
     }
     out += "},\"finish_reason\":";
     append_json_string(out, reply.stop_reason);
-    out += "}],\"usage\":{\"prompt_tokens\":";
-    out += std::to_string(p);
-    out += ",\"completion_tokens\":";
-    out += std::to_string(c);
-    out += ",\"total_tokens\":";
-    out += std::to_string(p + c);
-    out += "}}";
+    out += "}]";
+    if (usage) append_openai_usage(out, p, c, overflow);
+    out += "}";
     return out;
   }
 
@@ -480,15 +580,40 @@ std::string render_response(const ChatRequest& req, const Reply& reply, std::uin
   }
   out += ",\"stop_reason\":";
   append_json_string(out, reply.stop_reason);
-  out += ",\"stop_sequence\":null,\"usage\":{\"input_tokens\":";
-  out += std::to_string(p);
-  out += ",\"output_tokens\":";
-  out += std::to_string(c);
-  out += "}}";
+  out += ",\"stop_sequence\":null";
+  if (usage) {
+    out += ",\"usage\":{\"input_tokens\":";
+    append_token_count(out, p, overflow);
+    out += ",\"output_tokens\":";
+    out += std::to_string(c);
+    out += "}";
+  }
+  out += "}";
   return out;
 }
 
-std::string render_error(ApiFormat format, int status, std::string_view message) {
+std::string render_error(ApiFormat format, int status, std::string_view message, bool raw_bytes) {
+  if (raw_bytes) {
+    // Same shape as the dump() below, assembled by hand because dump() would
+    // repair the very bytes a test wants to see.
+    std::string out;
+    if (format == ApiFormat::openai) {
+      out += "{\"error\":{\"message\":";
+      append_json_string(out, message);
+      out += ",\"type\":";
+      append_json_string(out, openai_error_type(status));
+      out += ",\"code\":";
+      out += dump(openai_error_code(status));
+      out += "}}";
+    } else {
+      out += "{\"type\":\"error\",\"error\":{\"type\":";
+      append_json_string(out, anthropic_error_type(status));
+      out += ",\"message\":";
+      append_json_string(out, message);
+      out += "}}";
+    }
+    return out;
+  }
   if (format == ApiFormat::openai) {
     return dump(ojson{
         {"error",
@@ -496,6 +621,82 @@ std::string render_error(ApiFormat format, int status, std::string_view message)
   }
   return dump(
       ojson{{"type", "error"}, {"error", {{"type", anthropic_error_type(status)}, {"message", message}}}});
+}
+
+std::string render_poisoned_response(ApiFormat format, std::string_view model) {
+  std::string out;
+  if (format == ApiFormat::openai) {
+    out +=
+        "{\"poisoned\":true,\"id\":\"chatcmpl-mock-poisoned\",\"object\":\"chat.completion\","
+        "\"created\":1700000000,\"model\":";
+    append_json_string(out, model);
+    out +=
+        ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"POISONED\"},"
+        "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,"
+        "\"total_tokens\":2}}";
+    return out;
+  }
+  out +=
+      "{\"poisoned\":true,\"id\":\"msg_mock_poisoned\",\"type\":\"message\",\"role\":\"assistant\","
+      "\"model\":";
+  append_json_string(out, model);
+  out +=
+      ",\"content\":[{\"type\":\"text\",\"text\":\"POISONED\"}],\"stop_reason\":\"end_turn\","
+      "\"stop_sequence\":null,\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}";
+  return out;
+}
+
+std::string echo_auth_message(ApiFormat format, std::string_view authorization, std::string_view api_key) {
+  std::string out;
+  if (format == ApiFormat::openai) {
+    out += "Incorrect API key provided: ";
+    out += authorization;
+    out += " (x-api-key: ";
+    out += api_key;
+  } else {
+    out += "invalid x-api-key: ";
+    out += api_key;
+    out += " (authorization: ";
+    out += authorization;
+  }
+  out += ")";
+  return out;
+}
+
+std::uint32_t crc32(std::string_view data) {
+  // Bitwise CRC-32 (IEEE, reflected, as gzip uses): only faulted responses
+  // pay for it, so a table buys nothing.
+  std::uint32_t crc = 0xFFFFFFFFu;
+  for (char ch : data) {
+    crc ^= static_cast<unsigned char>(ch);
+    for (int bit = 0; bit < 8; ++bit) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+  }
+  return ~crc;
+}
+
+std::string gzip_stored(std::string_view data) {
+  auto put_le = [](std::string& out, std::uint32_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) out += static_cast<char>((v >> (8 * i)) & 0xFF);
+  };
+  // ID1 ID2, CM=deflate, FLG=0, MTIME=0, XFL=0, OS=unknown.
+  static constexpr unsigned char header[] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255};
+  constexpr std::size_t max_block = 65535;  // LEN is 16 bits
+  std::string out(reinterpret_cast<const char*>(header), sizeof header);
+  out.reserve(sizeof header + data.size() + 5 * (data.size() / max_block + 1) + 8);
+  std::size_t pos = 0;
+  do {
+    std::size_t len = std::min(max_block, data.size() - pos);
+    bool final_block = pos + len == data.size();
+    // BFINAL in bit 0, BTYPE=00 (stored); each block starts byte-aligned.
+    out += static_cast<char>(final_block ? 1 : 0);
+    put_le(out, static_cast<std::uint32_t>(len), 2);
+    put_le(out, static_cast<std::uint32_t>(~len & 0xFFFF), 2);
+    out.append(data.substr(pos, len));
+    pos += len;
+  } while (pos < data.size());
+  put_le(out, crc32(data), 4);
+  put_le(out, static_cast<std::uint32_t>(data.size() & 0xFFFFFFFFu), 4);
+  return out;
 }
 
 std::optional<std::string> render_embeddings(std::string_view body, std::string& error) {
@@ -560,9 +761,13 @@ std::string render_models() {
   return dump(ojson{{"object", "list"}, {"data", std::move(data)}});
 }
 
-SseStream::SseStream(const ChatRequest& req, Reply reply, std::uint64_t id, std::int64_t created)
+SseStream::SseStream(const ChatRequest& req, Reply reply, std::uint64_t id, std::int64_t created,
+                     const Faults& faults)
     : format_(req.format),
-      include_usage_(req.include_usage),
+      // An overflowing usage chunk is sent unasked, or the gateway would never see it.
+      include_usage_(!faults.is_no_usage() && (req.include_usage || faults.is_usage_overflow())),
+      no_usage_(faults.is_no_usage()),
+      usage_overflow_(faults.is_usage_overflow()),
       prompt_tokens_(req.prompt_tokens),
       reply_(std::move(reply)),
       id_((req.format == ApiFormat::openai ? "chatcmpl-mock-" : "msg_mock_") + std::to_string(id)),
@@ -583,7 +788,7 @@ std::optional<SseStream::Kind> SseStream::next(std::string& out) {
   std::size_t n = reply_.piece_count();
   if (i < pre) {
     prelude(i, out);
-    return Kind::meta;
+    return Kind::prelude;
   }
   i -= pre;
   if (i < n) {
@@ -593,7 +798,7 @@ std::optional<SseStream::Kind> SseStream::next(std::string& out) {
   i -= n;
   if (i < epilogue_count()) {
     epilogue(i, out);
-    return Kind::meta;
+    return Kind::epilogue;
   }
   step_ = pre + n + epilogue_count();  // stay finished
   return std::nullopt;
@@ -645,9 +850,13 @@ void SseStream::prelude(std::size_t i, std::string& out) const {
       out += id_;
       out += "\",\"type\":\"message\",\"role\":\"assistant\",\"model\":";
       out += model_json_;
-      out += ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":";
-      out += std::to_string(prompt_tokens_);
-      out += ",\"output_tokens\":1}}}\n\n";
+      out += ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null";
+      if (!no_usage_) {
+        out += ",\"usage\":{\"input_tokens\":";
+        append_token_count(out, prompt_tokens_, usage_overflow_);
+        out += ",\"output_tokens\":1}";
+      }
+      out += "}}\n\n";
       break;
     case 1:
       anthropic_event(out, "content_block_start");
@@ -699,13 +908,9 @@ void SseStream::epilogue(std::size_t i, std::string& out) const {
       out += "}]}\n\n";
     } else if (i == 1 && include_usage_) {
       openai_chunk_head(out, id_, created_, model_json_);
-      out += "],\"usage\":{\"prompt_tokens\":";
-      out += std::to_string(prompt_tokens_);
-      out += ",\"completion_tokens\":";
-      out += std::to_string(reply_.completion_tokens);
-      out += ",\"total_tokens\":";
-      out += std::to_string(prompt_tokens_ + reply_.completion_tokens);
-      out += "}}\n\n";
+      out += "]";
+      append_openai_usage(out, prompt_tokens_, reply_.completion_tokens, usage_overflow_);
+      out += "}\n\n";
     } else {
       out += "data: [DONE]\n\n";
     }
@@ -720,9 +925,13 @@ void SseStream::epilogue(std::size_t i, std::string& out) const {
       anthropic_event(out, "message_delta");
       out += "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":";
       append_json_string(out, reply_.stop_reason);
-      out += ",\"stop_sequence\":null},\"usage\":{\"output_tokens\":";
-      out += std::to_string(reply_.completion_tokens);
-      out += "}}\n\n";
+      out += ",\"stop_sequence\":null}";
+      if (!no_usage_) {
+        out += ",\"usage\":{\"output_tokens\":";
+        out += std::to_string(reply_.completion_tokens);
+        out += "}";
+      }
+      out += "}\n\n";
       break;
     default:
       anthropic_event(out, "message_stop");
@@ -745,6 +954,19 @@ std::string_view SseStream::error_event() const {
                                   "\"code\":null}}\n\n"}
                : std::string_view{"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
                                   "\"message\":\"Overloaded\"}}\n\n"};
+}
+
+std::string_view SseStream::named_error_event() const {
+  return format_ == ApiFormat::openai
+             ? std::string_view{"event: error\ndata: {\"error\":{\"message\":\"upstream overloaded\","
+                                "\"type\":\"server_error\",\"code\":\"overloaded\"}}\n\n"}
+             : std::string_view{"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
+                                "\"message\":\"Overloaded\"}}\n\n"};
+}
+
+std::string_view SseStream::typed_error_event() {
+  return "data: "
+         "{\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
 }
 
 Faults SharedState::on_request(RecordedRequest rec, bool fault_eligible) {

@@ -21,6 +21,9 @@ TEST(Policy, ClassifiesUpstreamErrors) {
   EXPECT_EQ(classify(400, "invalid_request_error",
                      "The response was filtered due to the content management policy"),
             ErrorClass::kContentFilter);
+  // The upstream refused the gateway's own key: no fault of the client's.
+  EXPECT_EQ(classify(401, "invalid_request_error", "Incorrect API key provided"), ErrorClass::kAuth);
+  EXPECT_EQ(classify(403, "permission_error", "x"), ErrorClass::kAuth);
 }
 
 TEST(Policy, DefaultsFailOverProviderErrorsAndReturnClientErrors) {
@@ -30,6 +33,7 @@ TEST(Policy, DefaultsFailOverProviderErrorsAndReturnClientErrors) {
   EXPECT_EQ(p.action(ErrorClass::kServerError), Action::kFailover);
   EXPECT_EQ(p.action(ErrorClass::kClientError), Action::kReturn);
   EXPECT_EQ(p.action(ErrorClass::kContentFilter), Action::kReturn);
+  EXPECT_EQ(p.action(ErrorClass::kAuth), Action::kFailover);
 }
 
 TEST(Policy, BacksOffExponentiallyWithFullJitterUpToTheCap) {

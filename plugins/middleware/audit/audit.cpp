@@ -11,12 +11,12 @@
 #include <deque>
 #include <filesystem>
 #include <mutex>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <ferry/plugin.hpp>
+#include <ferry/secrets.hpp>
 
 namespace {
 
@@ -157,8 +157,9 @@ class Audit final : public ferry::sdk::Middleware {
   std::string redacted(const Json& doc) const {
     std::string out;
     walk(doc, "", out);
-    static const std::regex kSecrets(R"((sk-|sk-ant-|AKIA|gh[pousr]_|xox[abpr]-|AIza)[A-Za-z0-9_\-]{12,})");
-    return std::regex_replace(out, kSecrets, "$1[REDACTED]");
+    // A linear scan, never a regex: a model's answer may hold any run of
+    // key characters (std::regex recursed through one until the stack ran out).
+    return ferry::sdk::mask_key_shaped(out);
   }
 
  private:
@@ -232,7 +233,7 @@ void Record::on_complete(Context& ctx, const ferry_request_summary& s) {
   w.key("latency_ms").value(static_cast<double>(s.latency_us) / 1000.0);
   w.key("ttfb_ms").value(static_cast<double>(s.ttfb_us) / 1000.0);
   w.key("prompt_tokens").value(s.prompt_tokens).key("completion_tokens").value(s.completion_tokens);
-  if (s.error.len) w.key("error").value(sv(s.error));
+  if (s.error.len) w.key("error").value(ferry::sdk::mask_key_shaped(sv(s.error)));
   for (const char* tag : {"key", "user", "team"})
     if (auto v = ctx.tag(tag)) w.key(tag).value(*v);
   if (owner_.bodies()) {

@@ -19,6 +19,8 @@
 
 namespace {
 
+constexpr int64_t kMaxExpiryDays = 36'500;  // a hundred years: far enough, and no overflow
+
 using ferry::sdk::AdminReply;
 using ferry::sdk::AdminRequest;
 using ferry::sdk::Context;
@@ -150,7 +152,8 @@ class Auth final : public ferry::sdk::Middleware {
       if (auto e = c.json().string(at + "/expires")) {
         auto t = parse_date(*e);
         if (!t) c.error(at + "/expires", "must be a date, \"2027-01-31\" or \"2027-01-31T12:00:00Z\"");
-        r.expires = t.value_or(0);
+        // 0 would mean "never": a date at or before the epoch is simply past.
+        r.expires = std::max<int64_t>(1, t.value_or(1));
       }
       config_keys_[hash] = std::move(r);
     }
@@ -284,12 +287,27 @@ class Auth final : public ferry::sdk::Middleware {
     rec.models = KeyRecord::strings(j, "/models");
     rec.pipelines = KeyRecord::strings(j, "/pipelines");
     rec.created = now_s();
-    if (auto days = j.number("/expires_in_days"))
-      rec.expires = rec.created + static_cast<int64_t>(*days * 86400);
-    if (auto at = j.string("/expires")) {
-      auto t = parse_date(*at);
+    // 0 means "never" in a record: every way of asking for an expiry must
+    // give a time in the future, or a 400.
+    if (j.has("/expires_in_days")) {
+      auto days = j.number("/expires_in_days");
+      if (!days || !(*days > 0) || *days > kMaxExpiryDays) {
+        reply.error(
+            400, "invalid_expires",
+            "expires_in_days must be a number of days above 0 and at most " + std::to_string(kMaxExpiryDays));
+        return Status::kContinue;
+      }
+      rec.expires = rec.created + std::max<int64_t>(1, static_cast<int64_t>(*days * 86400));
+    }
+    if (j.has("/expires")) {
+      auto at = j.string("/expires");
+      auto t = at ? parse_date(*at) : std::nullopt;
       if (!t) {
         reply.error(400, "invalid_expires", "expires must be \"2027-01-31\" or \"2027-01-31T12:00:00Z\"");
+        return Status::kContinue;
+      }
+      if (*t <= rec.created) {
+        reply.error(400, "invalid_expires", "expires (" + std::string(*at) + ") is not in the future");
         return Status::kContinue;
       }
       rec.expires = *t;

@@ -8,6 +8,10 @@
 // Entries live in this process (LRU, bounded by entries and bytes, TTL) and,
 // with shared = true, also in the shared state so that every instance on one
 // Redis serves what any of them stored.
+//
+// Every entry belongs to a principal (`scope`: the API key by default, or the
+// user, the team, or everyone): one tenant's answers are never served to
+// another, and whether another tenant asked the same is not observable.
 #include <cmath>
 #include <cstdio>
 #include <deque>
@@ -167,6 +171,7 @@ class Lookup final : public ferry::sdk::Filter {
 
  private:
   Status hit(Context& ctx, const std::string& body);
+  std::string principal(Context& ctx, const Json& req) const;
   Status miss(Context& ctx, const Json& req);
   Status semantic_answer(Context& ctx, int status, std::string_view body);
   void store(std::string body);
@@ -197,7 +202,12 @@ class Cache final : public ferry::sdk::Middleware {
         shared_(c.json().boolean("/shared").value_or(false)),
         lru_(static_cast<size_t>(c.integer("/max_entries", 10'000, 1, 100'000'000)),
              static_cast<size_t>(c.integer("/max_bytes", 64 << 20, 1024, int64_t{1} << 40))) {
-    c.reject_unknown_keys({"ttl_s", "max_entries", "max_bytes", "shared", "semantic"});
+    c.reject_unknown_keys({"ttl_s", "max_entries", "max_bytes", "shared", "semantic", "scope"});
+    scope_ = c.string("/scope", "key");
+    if (scope_ != "key" && scope_ != "user" && scope_ != "team" && scope_ != "global")
+      c.error("/scope",
+              "must be \"key\", \"user\", \"team\" or \"global\" (whose answers a hit may serve), not \"" +
+                  scope_ + "\"");
     if (c.json().has("/shared") && c.json().type("/shared") != FERRY_JSON_BOOL)
       c.error("/shared", "must be true or false");
     if (c.json().has("/semantic")) {
@@ -217,6 +227,7 @@ class Cache final : public ferry::sdk::Middleware {
   }
 
   uint64_t ttl_ns() const { return ttl_ns_; }
+  const std::string& scope() const { return scope_; }
   bool shared() const { return shared_; }
   Lru& lru() { return lru_; }
   const std::optional<SemanticConfig>& semantic() const { return semantic_; }
@@ -225,10 +236,23 @@ class Cache final : public ferry::sdk::Middleware {
  private:
   const uint64_t ttl_ns_;
   const bool shared_;
+  std::string scope_;
   Lru lru_;
   std::optional<SemanticConfig> semantic_;
   std::unique_ptr<SemanticIndex> index_;
 };
+
+// Whose entries this request may see and add to. A user or team scope falls
+// back to the key for a request without one (two team-less keys share
+// nothing); without any credential everyone is one anonymous principal.
+std::string Lookup::principal(Context& ctx, const Json& req) const {
+  if (owner_.scope() == "global") return "*";
+  std::string who;
+  if (owner_.scope() != "key") who = ferry::sdk::requester(ctx, req, owner_.scope());
+  if (!who.empty()) return owner_.scope() + ":" + who;
+  who = ferry::sdk::requester(ctx, req, "key");
+  return who.empty() ? "anonymous" : "key:" + who;
+}
 
 Status Lookup::on_request(Context& ctx, Json& req) {
   std::string_view control = ctx.header("cache-control").value_or("");
@@ -238,8 +262,9 @@ Status Lookup::on_request(Context& ctx, Json& req) {
   // without the text (the scope semantic matches may come from).
   const bool semantic = owner_.semantic().has_value();
   JsonWriter w, scope;
-  w.begin_object().key("$operation").value(ctx.operation());
-  if (semantic) scope.begin_object().key("$operation").value(ctx.operation());
+  std::string who = principal(ctx, req);
+  w.begin_object().key("$principal").value(who).key("$operation").value(ctx.operation());
+  if (semantic) scope.begin_object().key("$principal").value(who).key("$operation").value(ctx.operation());
   for (const char* field : kKeyFields) {
     auto raw = req.raw(std::string("/") + field);
     if (!raw) continue;
