@@ -15,6 +15,7 @@
 #include "core/log/log.h"
 #include "core/metrics/metrics.h"
 #include "core/pipeline/request_checks.h"
+#include "core/pipeline/usage_estimate.h"
 #include "core/plugin/host_api.h"
 #include "core/sse/sse_parser.h"
 #include "core/util/secrets.h"
@@ -277,6 +278,23 @@ class Call {
     out_.end_events();
     co_await flush();
   }
+  // An upstream that streams past the request's max_tokens (it ignores it, or
+  // lies) is stopped there: its connection is dropped so it stops generating,
+  // and the client's stream ends as if the model had hit the limit. What the
+  // budget reserved for this request therefore bounds what it costs.
+  asio::awaitable<void> end_at_bound(const Provider& p) {
+    cut_at_bound_ = true;
+    log::get().warn("[{}] provider '{}' streamed past max_tokens={}: ending the stream there",
+                    ctx_.request_id, p.name, completion_bound_);
+    metrics::Registry::global().add("ferry_max_tokens_cut_total{provider=\"" + p.name + "\"}", 1);
+    for (int64_t i = 0; i < choices_; ++i)
+      out_.queue_event(json::dump(
+          Value{{"object", "chat.completion.chunk"},
+                {"model", requested_model_},
+                {"choices",
+                 Value::array({{{"index", i}, {"delta", Value::object()}, {"finish_reason", "length"}}})}}));
+    co_await finish_stream();
+  }
   asio::awaitable<void> abort_stream(const std::string& message) {
     o_.error = message;
     log::get().warn("[{}] stream from provider '{}' failed after it started: {}", ctx_.request_id,
@@ -405,6 +423,13 @@ class Call {
                    "provider '" + p.name + "' does not serve " + ctx_.operation_name(),
                    {}};
   }
+  // The answer's text as forwarded, for usage an upstream did not report,
+  // and the bound a stream may not pass (max_tokens, times n choices).
+  ForwardedText forwarded_;
+  int64_t completion_bound_ = -1;  // none
+  int64_t choices_ = 1;
+  bool over_bound_ = false;  // the next piece would pass the bound
+  bool cut_at_bound_ = false;
   std::vector<SinkEvent> batch_;   // the provider's events being handled, reused
   std::vector<std::string> held_;  // chunks held back (stream_hold_chunks)
   bool committed_ = false;         // response headers are out: no more failover
@@ -533,6 +558,9 @@ asio::awaitable<Outcome> Call::run() {
   read_stream_options();
   req = ctx_.request.value();
   if (const Value* m = member(*req, "model"); m && m->is_string()) requested_model_ = m->get<std::string>();
+  completion_bound_ =
+      int_member(*req, "max_completion_tokens").value_or(int_member(*req, "max_tokens").value_or(-1));
+  choices_ = std::max<int64_t>(1, int_member(*req, "n").value_or(1));
 
   // ---- providers, in the router's order; each failure may fail over
   auto order = co_await choose_providers();
@@ -977,6 +1005,11 @@ asio::awaitable<Call::Result> Call::on_event(SinkEvent& ev, const Provider& p, b
         done = true;
         co_return committed_ ? Result::kFinished : Result::kFailed;
       }
+      if (over_bound_) {
+        done = true;
+        co_await end_at_bound(p);
+        co_return Result::kSuccess;
+      }
       co_return Result::kSuccess;
     }
     case K::kDone: {
@@ -1195,7 +1228,7 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
     for (auto& ev : batch_) {
       bool done = false;
       Result r = co_await on_event(ev, p, done);
-      if (r == Result::kSuccess && done && !eof) {
+      if (r == Result::kSuccess && done && !eof && !cut_at_bound_) {
         // The stream's end usually has the body's last chunk right behind it:
         // read it so the connection goes back to the pool.
         co_await ex.discard_rest(std::chrono::milliseconds(100), 64 * 1024);
@@ -1244,6 +1277,7 @@ asio::awaitable<bool> Call::deliver_response(Doc& response, const Provider& p) {
     co_return true;
   }
   (void)p;
+  if (o_.completion_tokens < 0) forwarded_.add(response.text());
   o_.status = 200;
   ctx_.response_started = true;
   o_.ttfb = since_start();
@@ -1293,6 +1327,13 @@ asio::awaitable<bool> Call::deliver_chunk(Doc chunk) {
     co_await abort_stream(msg);
     co_return false;
   }
+  ForwardedText with_this = forwarded_;
+  with_this.add(chunk.text());
+  if (completion_bound_ >= 0 && with_this.past(completion_bound_, choices_)) {
+    over_bound_ = true;  // not forwarded: the caller ends the stream at the bound
+    co_return true;
+  }
+  forwarded_ = with_this;
   if (!committed_ && held_.size() < pipeline_->policy.stream_hold_chunks) {
     // Not yet: while nothing is sent, a failure can still fail over.
     held_.emplace_back(chunk.text());
@@ -1306,6 +1347,15 @@ asio::awaitable<bool> Call::deliver_chunk(Doc chunk) {
 void Call::complete() {
   if (completed_) return;
   completed_ = true;
+  // A provider answered (a stream started, or a whole answer came) without
+  // saying what it used: accounting gets the host's estimate, never nothing.
+  // A stream the client abandoned still cost its prompt and what was sent.
+  bool answered = !o_.provider.empty() || committed_;
+  if (answered && (o_.prompt_tokens < 0 || o_.completion_tokens < 0) && ctx_.request.value()) {
+    if (o_.prompt_tokens < 0) o_.prompt_tokens = estimate_prompt_tokens(*ctx_.request.value());
+    if (o_.completion_tokens < 0) o_.completion_tokens = forwarded_.estimate_tokens();
+    o_.usage_estimated = true;
+  }
   auto latency = since_start();
   ferry_request_summary s{};
   s.struct_size = sizeof s;

@@ -45,6 +45,7 @@ struct Outcome {
   uint32_t retries = 0;  // attempts that repeated one on the same provider
   int64_t prompt_tokens = -1;
   int64_t completion_tokens = -1;
+  bool usage_estimated = false;  // the upstream did not say: the host's estimate
   std::chrono::microseconds ttfb{0};
   bool stream = false;
 };

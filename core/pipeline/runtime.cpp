@@ -90,6 +90,47 @@ Runtime::~Runtime() {
   providers_.clear();
 }
 
+namespace {
+
+// Whether a middleware block's options count anything "per key".
+bool counts_per_key(const json::Value& v) {
+  if (v.is_object()) {
+    if (auto per = v.find("per"); per != v.end() && per->is_string() && per->get<std::string>() == "key")
+      return true;
+    for (const auto& [k, child] : v.items())
+      if (counts_per_key(child)) return true;
+  } else if (v.is_array()) {
+    for (const auto& child : v)
+      if (counts_per_key(child)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+// A per-key limit or budget with no auth plugin before it counts by the
+// client's own Authorization header, which a client rotates at will: say so
+// at start, where the operator sees it, rather than let it look enforced.
+void Runtime::warn_unauthenticated_key_limits(const config::Config& cfg, const config::PipelineConfig& pc,
+                                              const Pipeline& pl) {
+  bool authenticated = false;
+  for (size_t i = 0; i < pl.middleware.size(); ++i) {
+    const std::string& plugin = pl.middleware[i]->plugin->library().name();
+    if (plugin == "auth") authenticated = true;
+    if (authenticated || (plugin != "rate-limit" && plugin != "budget")) continue;
+    const config::PluginBlock* block = cfg.middleware_block(pl.middleware[i]->name);
+    if (!block || !counts_per_key(block->options)) continue;
+    log::get().warn(
+        "[pipelines.{}] middleware '{}' ({}) limits per key, but no auth plugin runs before it: without one "
+        "a "
+        "key is a hash of the client's Authorization header, and a client that changes the header escapes "
+        "the "
+        "limit. Put \"auth\" first in the pipeline's middleware (see "
+        "plugins/middleware/rate_limit/README.md).",
+        pc.name, pl.middleware[i]->name, plugin);
+  }
+}
+
 std::unique_ptr<Runtime> Runtime::build(std::shared_ptr<const config::Config> cfg,
                                         std::vector<config::Diagnostic>& errors) {
   std::vector<std::string> dirs = cfg->plugin_dirs;
@@ -170,6 +211,7 @@ std::unique_ptr<Runtime> Runtime::build(std::shared_ptr<const config::Config> cf
       }
       pl->middleware.push_back(m);
     }
+    warn_unauthenticated_key_limits(*cfg, pc, *pl);
     for (const auto& model : pl->models) {
       if (model.find_first_of("*?[") != std::string::npos)
         rt->by_pattern_.emplace_back(model, pl.get());

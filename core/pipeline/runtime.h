@@ -171,6 +171,8 @@ class Runtime {
 
  private:
   explicit Runtime(std::vector<std::string> dirs) : registry_(std::move(dirs)) {}
+  static void warn_unauthenticated_key_limits(const config::Config& cfg, const config::PipelineConfig& pc,
+                                              const Pipeline& pl);
 
   plugin::Registry registry_;  // declared first: libraries outlive the instances below
   std::shared_ptr<const config::Config> config_;

@@ -69,7 +69,7 @@ struct Worker;
 
 // What ClientWatch keeps of a connection between its requests.
 struct ClientWatchState {
-  tcp::socket* socket = nullptr;             // valid while ctx is set
+  tcp::socket* socket = nullptr;            // valid while ctx is set
   pipeline::RequestContext* ctx = nullptr;  // null when no request is watched
   asio::cancellation_signal stop;
 };
@@ -80,7 +80,7 @@ struct ClientWatchState {
 struct Connection {
   beast::tcp_stream stream;
   std::shared_ptr<ClientWatchState> watch;  // made on its first request
-  bool busy = false;  // a request is being handled; otherwise it waits for one
+  bool busy = false;                        // a request is being handled; otherwise it waits for one
   std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();  // accepted, or last busy
   explicit Connection(tcp::socket s) : stream(std::move(s)) {}
 };
@@ -150,7 +150,8 @@ class ActiveCount {
 class ClientWatch {
  public:
   using State = ClientWatchState;
-  ClientWatch(std::shared_ptr<State>& state, tcp::socket& socket, pipeline::RequestContext& ctx) : state_(state) {
+  ClientWatch(std::shared_ptr<State>& state, tcp::socket& socket, pipeline::RequestContext& ctx)
+      : state_(state) {
     if (!state_) state_ = std::make_shared<State>();
     state_->socket = &socket;
     state_->ctx = &ctx;
@@ -166,21 +167,22 @@ class ClientWatch {
  private:
   static void arm(const std::shared_ptr<State>& st) {
     auto* ctx = st->ctx;
-    st->socket->async_wait(tcp::socket::wait_read,
-                           asio::bind_cancellation_slot(st->stop.slot(), [st, ctx](const error_code& ec) {
-                             // A handler from an earlier request of the connection finds another ctx.
-                             if (st->ctx != ctx || !ctx) return;
-                             if (ec) {
-                               if (ec != asio::error::operation_aborted) ctx->cancel();
-                               return;
-                             }
-                             char byte;
-                             ssize_t n = ::recv(st->socket->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-                             if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-                               ctx->cancel();
-                             else if (n < 0)
-                               arm(st);
-                           }));
+    st->socket->async_wait(
+        tcp::socket::wait_read,
+        asio::bind_cancellation_slot(st->stop.slot(), [st, ctx](const error_code& ec) {
+          // A handler from an earlier request of the connection finds another ctx.
+          if (st->ctx != ctx || !ctx) return;
+          if (ec) {
+            if (ec != asio::error::operation_aborted) ctx->cancel();
+            return;
+          }
+          char byte;
+          ssize_t n = ::recv(st->socket->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            ctx->cancel();
+          else if (n < 0)
+            arm(st);
+        }));
   }
   std::shared_ptr<State>& state_;
 };
@@ -543,11 +545,11 @@ struct Server::Impl {
           tags += " tag." + json::printable(name, 64) + "=" + json::dump(Value(value));
         log::get().info(
             "access request_id={} method=POST path={} status={} model={} pipeline={} provider={} tried={} "
-            "attempts={} retries={} stream={} latency_ms={} ttfb_ms={} tokens_in={} tokens_out={}{}{}{}",
+            "attempts={} retries={} stream={} latency_ms={} ttfb_ms={} tokens_in={} tokens_out={}{}{}{}{}",
             id, path, o.status, ctx.model.empty() ? "-" : json::dump(Value(ctx.model)),
             o.pipeline.empty() ? "-" : o.pipeline, o.provider.empty() ? "-" : o.provider,
             o.tried.empty() ? "-" : o.tried, o.attempts, o.retries, o.stream, fmt_ms(latency), fmt_ms(o.ttfb),
-            o.prompt_tokens, o.completion_tokens,
+            o.prompt_tokens, o.completion_tokens, o.usage_estimated ? " usage=estimated" : "",
             o.error.empty() ? "" : " error=", o.error.empty() ? "" : json::dump(Value(o.error)), tags);
       }
       co_return keep_alive&& out.ok() && o.status != 499;

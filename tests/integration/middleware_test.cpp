@@ -154,5 +154,31 @@ TEST(Middleware, LoggingWritesOneJsonLinePerRequest) {
   EXPECT_GE(j["latency_ms"].get<double>(), j["ttfb_ms"].get<double>());
 }
 
+// A per-key limit without auth counts by the client's own Authorization
+// header: rotating it escapes the limit. ferryd says so at start.
+TEST(Middleware, APerKeyLimitWithoutAuthIsWarnedAboutAtStart) {
+  const std::string limits =
+      "[middleware.limits]\nplugin = \"rate-limit\"\nlimits = [{ per = \"key\", requests_per_minute = 2 "
+      "}]\n\n"
+      "[middleware.auth]\nplugin = \"auth\"\nkeys = [{ sha256 = \"" +
+      std::string(64, 'a') + "\", owner = \"x\" }]\n\n[providers.mock]\nplugin = \"mock\"\n\n";
+  auto open = Ferryd::start(limits +
+                            "[pipelines.open]\nmodels = [\"m\"]\nproviders = [\"mock\"]\nmiddleware = "
+                            "[\"limits\"]\n");
+  auto warning =
+      open->log_line("[pipelines.open] middleware 'limits' (rate-limit) limits per key, but no auth");
+  ASSERT_TRUE(warning) << open->output();
+  // The warning is true: each new header is a new allowance.
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(http_post(open->address(), "/v1/chat/completions", chat_body("m", "hi"),
+                        {{"authorization", "Bearer rotated-" + std::to_string(i)}})
+                  .status,
+              200);
+  auto guarded = Ferryd::start(limits +
+                               "[pipelines.guarded]\nmodels = [\"m\"]\nproviders = [\"mock\"]\n"
+                               "middleware = [\"auth\", \"limits\"]\n");
+  EXPECT_EQ(guarded->output().find("no auth plugin runs before it"), std::string::npos) << guarded->output();
+}
+
 }  // namespace
 }  // namespace ferry::test

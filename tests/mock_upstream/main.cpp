@@ -400,6 +400,7 @@ Task<After> handle_chat(Socket& sock, const Request& req, ApiFormat format, Faul
     co_return co_await send(sock, req, 400, render_error(format, 400, *err));
   }
   faults.override_with(chat.faults);
+  if (faults.is_byte_tokens()) chat.prompt_tokens = chat.prompt_bytes;
 
   if (faults.delay_ms && *faults.delay_ms > 0) co_await sleep_ms(sock, *faults.delay_ms);
 

@@ -152,6 +152,7 @@ std::optional<bool> Faults::*bool_field(std::string_view key) {
   if (key == "nul_suffix") return &Faults::nul_suffix;
   if (key == "no_usage") return &Faults::no_usage;
   if (key == "honor_max_tokens") return &Faults::honor_max_tokens;
+  if (key == "byte_tokens") return &Faults::byte_tokens;
   return nullptr;
 }
 
@@ -318,6 +319,7 @@ void Faults::override_with(const Faults& over) {
   if (over.nul_suffix) nul_suffix = over.nul_suffix;
   if (over.no_usage) no_usage = over.no_usage;
   if (over.honor_max_tokens) honor_max_tokens = over.honor_max_tokens;
+  if (over.byte_tokens) byte_tokens = over.byte_tokens;
   if (over.big_chunks) big_chunks = over.big_chunks;
 }
 
@@ -437,7 +439,12 @@ std::optional<std::string> parse_chat_request(std::string_view body, ApiFormat f
 
   const json* last_user = nullptr;
   for (const json& msg : *messages) {
-    if (const json* content = find_member(msg, "content")) out.prompt_tokens += count_content_words(*content);
+    if (const json* content = find_member(msg, "content")) {
+      out.prompt_tokens += count_content_words(*content);
+      std::string text;
+      collect_text(*content, text);
+      out.prompt_bytes += static_cast<std::int64_t>(text.size());
+    }
     if (string_member(msg, "role") == "user") last_user = &msg;
   }
 

@@ -47,6 +47,7 @@ struct Faults {
   std::optional<bool> nul_suffix;
   std::optional<bool> no_usage;
   std::optional<bool> honor_max_tokens;
+  std::optional<bool> byte_tokens;
   std::optional<int> big_chunks;  // words per streamed piece; <= 1 means one word
 
   void override_with(const Faults& over);
@@ -79,6 +80,7 @@ struct Faults {
   bool is_nul_suffix() const { return nul_suffix.value_or(false); }
   bool is_no_usage() const { return no_usage.value_or(false); }
   bool is_honor_max_tokens() const { return honor_max_tokens.value_or(false); }
+  bool is_byte_tokens() const { return byte_tokens.value_or(false); }
   int big_chunk_words() const { return big_chunks.value_or(1); }
 };
 
@@ -107,6 +109,7 @@ struct ChatRequest {
   std::string user_text;                 // directives already stripped
   std::optional<std::string> tool_name;  // set when the reply is a tool call
   std::int64_t prompt_tokens = 0;
+  std::int64_t prompt_bytes = 0;  // the same text's bytes: prompt_tokens under byte_tokens
   // Honoured for Anthropic; for OpenAI (max_completion_tokens, else
   // max_tokens) only with the honor_max_tokens fault.
   std::optional<std::int64_t> max_tokens;

@@ -2,11 +2,18 @@
 // over a day, a month or for good, priced from a table in TOML.
 //
 // Exact under concurrency: before the call each request reserves its largest
-// possible cost (estimated prompt + max_tokens) with one atomic
-// add-if-within-limit on the shared state; when it completes, the reservation
-// is replaced by the cost of its real usage. Concurrent requests therefore
-// never spend past a budget together, on one ferryd or on several sharing
-// Redis. With the sqlite backend the ledger survives restarts.
+// possible cost with one atomic add-if-within-limit on the shared state; when
+// it completes, the reservation is replaced by the cost of its real usage.
+// Concurrent requests therefore never spend past a budget together, on one
+// ferryd or on several sharing Redis. With the sqlite backend the ledger
+// survives restarts.
+//
+// "Largest possible" holds for any prompt and any upstream: the prompt is
+// bounded by its bytes (a token is at least one byte) plus a fixed allowance
+// per image; the answer by max_tokens, which is set on the request when the
+// client left it out, and which the host enforces on a stream that ignores it.
+// A charge is never more than its reservation: an upstream that bills past
+// max_tokens anyway is logged and counted as an overrun, not spent.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -88,7 +95,8 @@ class Spend final : public ferry::sdk::Filter {
 class Budget final : public ferry::sdk::Middleware {
  public:
   explicit Budget(ferry::sdk::Config& c) {
-    c.reject_unknown_keys({"period", "prices", "budgets", "on_unavailable", "default_completion_tokens"});
+    c.reject_unknown_keys(
+        {"period", "prices", "budgets", "on_unavailable", "default_completion_tokens", "image_tokens"});
     auto period = c.string("/period", "month");
     if (period == "day")
       period_ = Period::kDay;
@@ -103,7 +111,8 @@ class Budget final : public ferry::sdk::Middleware {
     if (unavailable != "open" && unavailable != "closed")
       c.error("/on_unavailable", "must be \"closed\" (503) or \"open\" (admit), not \"" + unavailable + "\"");
     fail_open_ = unavailable == "open";
-    default_completion_tokens_ = c.integer("/default_completion_tokens", 256, 0, 10'000'000);
+    default_completion_tokens_ = c.integer("/default_completion_tokens", 256, 1, 10'000'000);
+    image_tokens_ = c.integer("/image_tokens", 3'000, 0, 1'000'000);
 
     if (c.json().type("/prices") != FERRY_JSON_OBJECT)
       c.error("/prices",
@@ -210,6 +219,7 @@ class Budget final : public ferry::sdk::Middleware {
   const std::vector<Rule>& rules() const { return rules_; }
   bool fail_open() const { return fail_open_; }
   int64_t default_completion_tokens() const { return default_completion_tokens_; }
+  int64_t image_tokens() const { return image_tokens_; }
   const std::string& period_name() const { return period_name_; }
 
   std::optional<Price> price(std::string_view model) const {
@@ -246,6 +256,7 @@ class Budget final : public ferry::sdk::Middleware {
   std::string period_name_;
   bool fail_open_ = false;
   int64_t default_completion_tokens_ = 256;
+  int64_t image_tokens_ = 3'000;
   std::map<std::string, Price> prices_;
   std::vector<Rule> rules_;
 };
@@ -259,12 +270,19 @@ Status Spend::on_request(Context& ctx, Json& req) {
     return Status::kContinue;
   }
   price_ = *price;
-  int64_t max_tokens = req.integer("/max_completion_tokens")
-                           .value_or(req.integer("/max_tokens").value_or(owner_.default_completion_tokens()));
+  auto asked = req.integer("/max_completion_tokens");
+  if (!asked) asked = req.integer("/max_tokens");
+  int64_t max_tokens = asked.value_or(owner_.default_completion_tokens());
+  // Without a limit the answer's cost has no bound: the request gets one.
+  if (!asked && !ctx.embeddings() && req.set("/max_tokens", std::to_string(max_tokens)) != Status::kContinue)
+    return ctx.respond_error(500, "server_error", "budget: cannot set max_tokens on the request",
+                             "plugin_error");
   if (ctx.embeddings()) max_tokens = 0;  // embeddings produce no completion tokens
-  reserved_ = (static_cast<double>(ferry::sdk::estimate_prompt_tokens(req)) * price_.input +
-               static_cast<double>(std::max<int64_t>(0, max_tokens)) * price_.output) /
-              1e6;
+  int64_t choices = std::max<int64_t>(1, req.integer("/n").value_or(1));
+  reserved_ =
+      (static_cast<double>(ferry::sdk::prompt_token_bound(req, owner_.image_tokens())) * price_.input +
+       static_cast<double>(std::max<int64_t>(0, max_tokens)) * static_cast<double>(choices) * price_.output) /
+      1e6;
   uint64_t ttl_ms = 0;
   std::string period = owner_.period_id(ttl_ms);
   for (const auto& rule : owner_.rules()) {
@@ -330,12 +348,23 @@ void Spend::give_back() {
     }
 }
 
-// The reservation becomes the real cost. Tokens the upstream did not report
-// (a failed call) cost nothing.
-void Spend::on_complete(Context&, const ferry_request_summary& s) {
+// The reservation becomes the real cost: the upstream's usage, or the
+// host's estimate of it (a stream without a usage chunk, one the client
+// abandoned). A call that failed before any answer costs nothing. The charge
+// never passes the reservation, so the budget's bound holds whatever the
+// upstream reports.
+void Spend::on_complete(Context& ctx, const ferry_request_summary& s) {
   double actual = (static_cast<double>(std::max<int64_t>(0, s.prompt_tokens)) * price_.input +
                    static_cast<double>(std::max<int64_t>(0, s.completion_tokens)) * price_.output) /
                   1e6;
+  if (actual > reserved_) {
+    ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_budget_overrun_usd_total", actual - reserved_);
+    ctx.log(LogLevel::kWarn, "budget: the upstream reported usage worth $" + format_usd(actual) +
+                                 ", more than the $" + format_usd(reserved_) +
+                                 " this request could cost (max_tokens ignored?): $" + format_usd(reserved_) +
+                                 " charged, the rest counted in ferry_budget_overrun_usd_total");
+    actual = reserved_;
+  }
   bool any = false;
   for (const auto& c : charges_) {
     if (!c.taken) continue;

@@ -355,12 +355,47 @@ inline std::string request_text(const Json& request) {
 }
 
 // A rough count of a request's prompt tokens before any tokenizer sees it:
-// about four characters per token for English text, at least one per message.
-// Good enough to compare providers and check context windows; not billing.
+// about four characters per token for English text, never fewer than its
+// words, and four per message for the framing. Good enough to compare
+// providers and check context windows; not billing (prompt_token_bound is
+// what a reservation needs).
 inline int64_t estimate_prompt_tokens(const Json& request) {
-  int64_t chars = static_cast<int64_t>(request_text(request).size());
+  std::string text = request_text(request);
+  int64_t words = 0;
+  bool in_word = false;
+  for (char c : text) {
+    bool space = c == ' ' || c == '\n' || c == '\t' || c == '\r';
+    if (!space && !in_word) ++words;
+    in_word = !space;
+  }
   int64_t messages = static_cast<int64_t>(request.size("/messages"));
-  return std::max<int64_t>(messages, (chars + 3) / 4 + 4 * messages);
+  return std::max<int64_t>(words, (static_cast<int64_t>(text.size()) + 3) / 4) + 4 * messages;
+}
+
+// The image parts of a chat request's messages (image_url, image, input_image).
+inline int64_t count_images(const Json& request) {
+  int64_t images = 0;
+  for (size_t i = 0, n = request.size("/messages"); i < n; ++i) {
+    std::string m = "/messages/" + std::to_string(i) + "/content";
+    for (size_t k = 0, parts = request.type(m) == FERRY_JSON_ARRAY ? request.size(m) : 0; k < parts; ++k) {
+      auto type = request.string(m + "/" + std::to_string(k) + "/type").value_or("");
+      if (type == "image_url" || type == "image" || type == "input_image") ++images;
+    }
+  }
+  return images;
+}
+
+// A number of prompt tokens the request cannot exceed, whatever its text:
+// a token is at least one byte, so the bytes of its messages, tools and
+// schemas (their JSON, framing included) bound it, plus `image_tokens` for
+// each image (an image's tokens depend on its size, not on its URL's).
+// What a budget reserves before the call.
+inline int64_t prompt_token_bound(const Json& request, int64_t image_tokens) {
+  int64_t bytes = 0;
+  for (const char* member :
+       {"/messages", "/input", "/tools", "/functions", "/response_format", "/tool_choice"})
+    if (auto raw = request.raw(member)) bytes += static_cast<int64_t>(raw->size());
+  return bytes + count_images(request) * image_tokens;
 }
 
 // Thrown from a plugin constructor to reject its configuration; the host
