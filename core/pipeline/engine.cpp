@@ -310,7 +310,20 @@ class Call {
   // ---- providers
   // An attempt went wrong: before the first byte the next provider may take
   // over (kFailed); after it, the stream ends with an error event (kFinished).
+  // The request was cancelled: a client that went away gets nothing (499);
+  // one whose request a drain gave up on is told why, if nothing was sent.
+  asio::awaitable<void> abandon() {
+    if (ctx_.cancel_reason().empty()) {
+      client_gone_ = true;
+    } else if (!committed_) {
+      co_await reply_error(503, ctx_.cancel_reason(), "server_error", "shutting_down");
+    } else {
+      o_.error = ctx_.cancel_reason();
+    }
+  }
   asio::awaitable<Result> fail(Failure f) {
+    // What a cancelled attempt failed with is the cancellation, not the upstream.
+    if (ctx_.cancelled() && !ctx_.cancel_reason().empty()) f.message = ctx_.cancel_reason();
     held_.clear();  // chunks of a provider that failed before anything was sent
     if (committed_) {
       provider_broke_stream_ = true;
@@ -631,7 +644,7 @@ asio::awaitable<Outcome> Call::run() {
         // Abandoned mid-attempt: says nothing about the provider, and there
         // is nobody left to fail over for. (After a whole answer went out, a
         // client closing its end is just a client done reading.)
-        client_gone_ = true;
+        co_await abandon();
         done = true;
         break;
       }
@@ -684,7 +697,7 @@ asio::awaitable<Outcome> Call::run() {
                         f.message, delay.count());
         co_await sleep(delay);
         if (ctx_.cancelled()) {
-          client_gone_ = true;
+          co_await abandon();
           done = true;
           break;
         }

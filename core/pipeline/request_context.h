@@ -31,16 +31,19 @@ class RequestContext {
 
   std::shared_ptr<AsyncState> async;
 
-  // The client went away, or a drain gave up on the request: the wait in
-  // progress (an upstream exchange, a paused hook, a backoff) ends now and
-  // the request finishes without an answer (status 499). Worker thread only.
-  void cancel() {
+  // The client went away (no `reason`: the request ends unanswered, status
+  // 499), or a drain gave up on it (`reason` says so to the client): the wait
+  // in progress (an upstream exchange, a paused hook, a backoff) ends now.
+  // Worker thread only.
+  void cancel(std::string reason = {}) {
     if (cancelled_) return;
     cancelled_ = true;
+    cancel_reason_ = std::move(reason);
     async->cancel();
     upstream_cancel_.emit(boost::asio::cancellation_type::terminal);
   }
   bool cancelled() const { return cancelled_; }
+  const std::string& cancel_reason() const { return cancel_reason_; }
   // Bound to upstream I/O so that cancel() reaches it.
   boost::asio::cancellation_slot upstream_cancel_slot() { return upstream_cancel_.slot(); }
 
@@ -95,6 +98,7 @@ class RequestContext {
   std::deque<json::Doc> owned_docs_;
   std::deque<std::shared_ptr<Sink>> sinks_;
   bool cancelled_ = false;
+  std::string cancel_reason_;
   boost::asio::cancellation_signal upstream_cancel_;
 };
 

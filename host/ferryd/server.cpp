@@ -1165,7 +1165,7 @@ size_t Server::drain() {
     for (auto& w : im.workers) {
       asio::post(w->io, [wp = w.get()] {
         std::vector<pipeline::RequestContext*> requests(wp->requests.begin(), wp->requests.end());
-        for (auto* ctx : requests) ctx->cancel();
+        for (auto* ctx : requests) ctx->cancel("ferryd is shutting down: drain_timeout_ms passed");
         error_code ignored;
         for (Connection* c : wp->connections) c->stream.socket().cancel(ignored);
       });

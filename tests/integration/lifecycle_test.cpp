@@ -40,12 +40,61 @@ TEST(Lifecycle, SigintAlsoExitsZeroWhenIdle) {
   EXPECT_EQ(f->process().wait_exit(), 0) << f->output();
 }
 
-TEST(Lifecycle, RefusesNewConnectionsOnceDrained) {
-  auto f = Ferryd::start(mock_pipeline());
-  std::string address = f->address();
-  EXPECT_EQ(f->stop(), 0);
-  auto r = http_get(address, "/health");
-  EXPECT_EQ(r.status, 0);
+// The old test connected after the process had exited, so it could not fail.
+// This one connects while a stream keeps the drain going.
+TEST(Lifecycle, RefusesNewConnectionsWhileItDrains) {
+  auto f = Ferryd::start(mock_pipeline("tokens_per_second = 10"));
+  std::promise<void> first_chunk;
+  bool signalled = false;
+  auto pending = std::async(std::launch::async, [&] {
+    return http_post_sse(f->address(), "/v1/chat/completions",
+                         chat_body("m", "a b c d e f g h i j k l", R"("stream":true)"), {},
+                         [&](std::string_view) {
+                           if (!signalled) {
+                             signalled = true;
+                             first_chunk.set_value();
+                           }
+                           return true;
+                         });
+  });
+  first_chunk.get_future().wait();
+  f->process().signal(SIGTERM);
+  ASSERT_TRUE(f->log_line("draining in-flight requests"));
+  // Still running (the stream has a second to go), but no longer accepting.
+  auto late = http_post(f->address(), "/v1/chat/completions", chat_body("m", "too late"));
+  EXPECT_EQ(late.status, 0) << "a request during the drain got an answer: " << late.body;
+  auto s = pending.get();
+  EXPECT_TRUE(s.ends_with_done()) << s.raw;
+  EXPECT_EQ(f->process().wait_exit(std::chrono::seconds(10)), 0) << f->output();
+}
+
+// A stream longer than drain_timeout_ms: ferryd gives up on it at the
+// timeout, ends it with an error event that says why, runs its plugins'
+// on_complete, and still exits 0 without leaking or crashing.
+TEST(Lifecycle, ADrainThatTimesOutCancelsWhatIsLeftAndExitsZero) {
+  auto f = Ferryd::start("[server]\ndrain_timeout_ms = 300\n\n" + mock_pipeline("tokens_per_second = 2"));
+  std::promise<void> first_chunk;
+  bool signalled = false;
+  auto pending = std::async(std::launch::async, [&] {
+    return http_post_sse(f->address(), "/v1/chat/completions",
+                         chat_body("m", "a b c d e f g h i j k l", R"("stream":true)"), {},
+                         [&](std::string_view) {
+                           if (!signalled) {
+                             signalled = true;
+                             first_chunk.set_value();
+                           }
+                           return true;
+                         });
+  });
+  first_chunk.get_future().wait();
+  f->process().signal(SIGTERM);
+  auto s = pending.get();  // returns once ferryd ended it: it had 6 s of words left
+  EXPECT_TRUE(s.ends_with_done()) << s.raw;
+  EXPECT_NE(s.raw.find("ferryd is shutting down: drain_timeout_ms passed"), std::string::npos) << s.raw;
+  EXPECT_NE(s.content(), "Ferry mock reply: a b c d e f g h i j k l");
+  EXPECT_EQ(f->process().wait_exit(std::chrono::seconds(10)), 0) << f->output();
+  EXPECT_NE(f->output().find("drain timeout: 1 requests were still in flight"), std::string::npos)
+      << f->output();
 }
 
 TEST(Lifecycle, ListenFlagOverridesTheConfig) {
