@@ -111,6 +111,10 @@ redis.call('SET', KEYS[1], string.format('%d', start) .. ' ' .. fmt(cur) .. ' ' 
 return {applied, fmt(math.max(0, limit - est)), retry}
 )lua";
 
+// How long the connection may sit idle before a PING checks that Redis still
+// answers.
+constexpr std::chrono::milliseconds kIdlePing{1000};
+
 struct Endpoint {
   std::string host = "127.0.0.1";
   int port = 6379;
@@ -236,12 +240,14 @@ class RedisStore final : public Store {
     while (true) {
       if (!ctx_) {
         bool ok = connect();
+        // Before the first attempt is announced: ferryd says "ready" only once
+        // this is logged and available() is right.
+        set_up(ok);
         {
           std::lock_guard lock(mu_);
           attempted_ = true;
         }
         cv_attempt_.notify_all();
-        set_up(ok);
         if (!ok) {
           fail_queued();
           std::unique_lock lock(mu_);
@@ -254,8 +260,15 @@ class RedisStore final : public Store {
       std::vector<Pending> batch;
       {
         std::unique_lock lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        bool woken = cv_.wait_for(lock, kIdlePing, [this] { return stopping_ || !queue_.empty(); });
         if (stopping_ && queue_.empty()) break;
+        if (!woken) {
+          // Idle: a Redis that stopped answering would otherwise count as up
+          // (in /health and ferry_state_backend_up) until a plugin next asks.
+          lock.unlock();
+          ping();
+          continue;
+        }
         size_t n = std::min<size_t>(queue_.size(), 1024);
         batch.reserve(n);
         for (size_t i = 0; i < n; ++i) {
@@ -272,7 +285,10 @@ class RedisStore final : public Store {
   void set_up(bool up) {
     bool was = up_.exchange(up);
     metrics::Registry::global().set("ferry_state_backend_up{backend=\"redis\"}", up ? 1 : 0);
-    if (was == up) return;
+    // up_ starts false: without reported_, a Redis down at start-up would
+    // never be logged.
+    if (was == up && reported_) return;
+    reported_ = true;
     if (up)
       log::get().info("state: connected to redis at {}:{} (db {})", endpoint_.host, endpoint_.port,
                       endpoint_.db);
@@ -399,6 +415,13 @@ class RedisStore final : public Store {
     return out;
   }
 
+  void ping() {
+    if (command({"PING"})) return;
+    disconnect();
+    set_up(false);
+    fail_queued();  // as after a failed batch
+  }
+
   void execute(std::vector<Pending>& batch) {
     std::vector<Result> results(batch.size());
     std::vector<size_t> piped;
@@ -440,6 +463,9 @@ class RedisStore final : public Store {
       if (broken && batch[i].op.op == FERRY_STATE_SCAN) results[i].status = FERRY_ERR_UNAVAILABLE;
       batch[i].done(std::move(results[i]));
     }
+    // Requests queued behind this batch get their answer now, not after a
+    // reconnection attempt that a silent Redis makes time out again.
+    if (broken) fail_queued();
   }
 
   Result scan(const Op& op, bool& broken) {
@@ -504,6 +530,7 @@ class RedisStore final : public Store {
   std::deque<Pending> queue_;
   bool stopping_ = false;
   bool attempted_ = false;
+  bool reported_ = false;  // state thread only: the first attempt's outcome was logged
   std::atomic<bool> up_{false};
   std::thread thread_;
 };

@@ -1,6 +1,7 @@
 // The rate-limit middleware through the real ferryd: limits per key, tokens
 // corrected from real usage (streams included), queueing, and exact limits
 // across two ferryd instances sharing a real redis-server.
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <thread>
@@ -168,6 +169,77 @@ TEST(RateLimitRedis, TwoInstancesAdmitExactlyTheLimitTogether) {
   EXPECT_EQ(statuses[429], 250);
   // The counter lives in Redis, under the plugin's namespace.
   EXPECT_NE(redis.cli({"--scan", "--pattern", "ferry:rate-limit:key:*"}).find("rpm"), std::string::npos);
+}
+
+// The token bucket's state on Redis, "<tokens> <last refill ms>", of the one
+// key matching pattern.
+double bucket_tokens(const RedisServer& redis, const std::string& pattern) {
+  std::string keys = redis.cli({"--scan", "--pattern", pattern});
+  std::string key = keys.substr(0, keys.find('\n'));
+  std::string value = redis.cli({"GET", key});
+  EXPECT_EQ(std::count(value.begin(), value.end(), ' '), 1) << key << " = " << value;
+  return std::stod(value);
+}
+
+TEST(RateLimitRedis, TwoInstancesShareOneTokenBucketExactly) {
+  RedisServer redis;
+  std::string state =
+      "[state]\nbackend = \"redis\"\nurl = \"" + redis.url() + "\"\ncommand_timeout_ms = 5000\n";
+  // A bucket of 50 (0.5 per minute over a 100-minute window) that refills one
+  // token every two minutes: nothing comes back while the test runs, so
+  // exactly 50 may pass, whichever instance they reach.
+  auto config = limited(
+      "algorithm = \"token-bucket\"\nwindow_ms = 6000000\nlimits = [{ per = \"key\", requests_per_minute = "
+      "0.5 }]\n",
+      state);
+  auto a = Ferryd::start(config);
+  auto b = Ferryd::start(config);
+  auto statuses = hammer({a->address(), b->address()}, 300, key("shared"));
+  EXPECT_EQ(statuses[200], 50) << "admitted across both instances";
+  EXPECT_EQ(statuses[429], 250);
+  // One bucket in Redis (tokens and time), not a window, and it is empty.
+  EXPECT_LT(bucket_tokens(redis, "ferry:rate-limit:key:*"), 1.0);
+  auto refused = http_post(b->address(), "/v1/chat/completions", chat_body("m", "hi"), key("shared"));
+  ASSERT_EQ(refused.status, 429) << refused.body;
+  // The next token is due within one refill interval (two minutes).
+  int retry_after = std::stoi(refused.header("retry-after"));
+  EXPECT_GE(retry_after, 1);
+  EXPECT_LE(retry_after, 120);
+}
+
+TEST(RateLimitRedis, ADrainedTokenBucketRefillsAtItsRateOnEveryInstance) {
+  RedisServer redis;
+  std::string state =
+      "[state]\nbackend = \"redis\"\nurl = \"" + redis.url() + "\"\ncommand_timeout_ms = 5000\n";
+  // 5 tokens (60 per minute over 5 s), one more every second.
+  auto config = limited(
+      "algorithm = \"token-bucket\"\nwindow_ms = 5000\nlimits = [{ per = \"key\", requests_per_minute = 60 "
+      "}]\n",
+      state);
+  auto a = Ferryd::start(config);
+  auto b = Ferryd::start(config);
+  auto post = [&](const Ferryd& f) {
+    return http_post(f.address(), "/v1/chat/completions", chat_body("m", "hi"), key("k"));
+  };
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(post(i % 2 ? *b : *a).status, 200) << i;
+  auto drained = post(*a);
+  ASSERT_EQ(drained.status, 429) << drained.body;
+  EXPECT_EQ(post(*b).status, 429) << "the bucket is shared";
+  // One token takes a second to come back; the answer says when.
+  int retry_ms = std::stoi(drained.header("retry-after-ms"));
+  EXPECT_GT(retry_ms, 0);
+  EXPECT_LE(retry_ms, 1000);
+  EXPECT_EQ(drained.header("retry-after"), "1");
+
+  // Refused requests take nothing, so polling does not delay the refill.
+  EXPECT_TRUE(eventually([&] { return post(*b).status == 200; }, std::chrono::seconds(10)))
+      << "the bucket never refilled";
+  // It refills at its rate, one token per second, not all at once: the token
+  // that came back is gone again.
+  auto after = post(*a);
+  EXPECT_EQ(after.status, 429) << after.body;
+  EXPECT_TRUE(eventually([&] { return post(*a).status == 200; }, std::chrono::seconds(10)))
+      << "the bucket stopped refilling after the first token";
 }
 
 TEST(RateLimitRedis, FollowsItsPolicyWhileRedisIsDownAndRecovers) {

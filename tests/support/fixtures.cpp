@@ -113,6 +113,10 @@ void RedisServer::restart() {
   launch();
 }
 
+void RedisServer::pause() { process_->signal(SIGSTOP); }
+
+void RedisServer::resume() { process_->signal(SIGCONT); }
+
 std::string RedisServer::cli(const std::vector<std::string>& args) const {
   std::vector<std::string> argv{"redis-cli", "-p", std::to_string(port_)};
   argv.insert(argv.end(), args.begin(), args.end());

@@ -53,6 +53,11 @@ class RedisServer {
   void kill();
   // Starts it again on the same port (empty: it had no persistence).
   void restart();
+  // SIGSTOP: a Redis that stops answering (its sockets stay open, the kernel
+  // still accepts connections) rather than one that is gone. resume() sends
+  // SIGCONT.
+  void pause();
+  void resume();
   // Runs redis-cli against it; returns its output.
   std::string cli(const std::vector<std::string>& args) const;
 
