@@ -24,6 +24,7 @@ namespace ferry::pipeline {
 
 namespace asio = boost::asio;
 using json::Doc;
+using json::ParseLimits;
 using json::Value;
 
 std::string error_json(std::string_view message, std::string_view type, std::string_view code) {
@@ -206,7 +207,8 @@ class Call {
     ctx_.response_started = true;
     o_.ttfb = since_start();
     if (ctx_.stream && ctx_.respond_status == 200) {
-      Value v = Value::parse(ctx_.respond_body, nullptr, false);
+      Value v;
+      json::parse(ctx_.respond_body, v, ParseLimits::defaults());
       if (v.is_object() && v.contains("choices")) {
         out_.begin_events(ctx_.response_headers);
         for (const auto& chunk : response_to_chunks(v, include_usage_)) out_.queue_event(chunk);

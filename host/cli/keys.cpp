@@ -22,6 +22,7 @@ constexpr const char* kKeysUsage =
     "       ferry keys create --owner NAME [--team TEAM] [--models a,b*] [--pipelines p,q]\n"
     "                         [--expires-in-days N | --expires 2027-01-31] [--admin HOST:PORT] [--plugin "
     "NAME]\n"
+    "       ferry keys rotate ID [--grace-hours H]   a new secret; the old one works for H hours (24)\n"
     "       ferry keys revoke ID [--admin HOST:PORT] [--plugin NAME]\n"
     "       ferry keys hash KEY      print the SHA-256 to list a key in the TOML (keys = [{ sha256 = ... "
     "}])\n"
@@ -96,6 +97,8 @@ int keys(const std::vector<std::string>& args) {
       body[a.substr(2)] = list_of(*v);
     else if (a == "--expires-in-days")
       body["expires_in_days"] = std::atof(v->c_str());
+    else if (a == "--grace-hours")
+      body["grace_s"] = std::atof(v->c_str()) * 3600;
     else {
       std::cerr << "ferry keys: unknown option " << a << "\n" << kKeysUsage;
       return 2;
@@ -128,13 +131,15 @@ int keys(const std::vector<std::string>& args) {
   std::string base = "/admin/plugins/" + plugin + "/keys";
 
   bool known = (command == "list" && positional.empty()) || (command == "create" && positional.empty()) ||
-               (command == "revoke" && positional.size() == 1);
+               ((command == "revoke" || command == "rotate") && positional.size() == 1);
   if (!known) {
     std::cerr << kKeysUsage;
     return 2;
   }
   httplib::Result res = command == "list"     ? client.Get(base, headers)
                         : command == "create" ? client.Post(base, headers, body.dump(), "application/json")
+                        : command == "rotate" ? client.Post(base + "/" + positional[0] + "/rotate", headers,
+                                                            body.dump(), "application/json")
                                               : client.Delete(base + "/" + positional[0], headers);
   if (!res) {
     std::cerr << "ferry keys: cannot reach the admin API at " << admin << " ("
@@ -164,6 +169,11 @@ int keys(const std::vector<std::string>& args) {
     std::cout << answer.value("key", "") << "\n";
     std::cerr << "key " << answer.value("id", "") << " for " << answer.value("owner", "")
               << " created; the key above is shown once and cannot be recovered.\n";
+  } else if (command == "rotate") {
+    std::cout << answer.value("key", "") << "\n";
+    std::cerr << "key " << answer.value("id", "")
+              << " has a new secret, shown above once; the previous one works until "
+              << date(answer.value("previous_expires", int64_t{0})) << ".\n";
   } else {
     std::cout << "revoked " << answer.value("id", positional[0]) << "\n";
   }

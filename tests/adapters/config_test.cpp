@@ -63,7 +63,7 @@ base_ulr = "https://api.openai.com/v1"
   const auto& d = only_error(c);
   EXPECT_EQ(d.message,
             "base_ulr in [providers.gpt]: unknown key 'base_ulr' (expected one of: base_url, api_key_env, "
-            "model, headers)");
+            "api_key_envs, model, headers)");
   EXPECT_EQ(d.pos.line, 3u);
 }
 

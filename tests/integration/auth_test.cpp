@@ -150,5 +150,53 @@ TEST(Auth, AKeyIsCreatedOnlyWithAnExpiryInTheFuture) {
   EXPECT_EQ(ask(*f, bearer(made.json().value("key", ""))), 200);
 }
 
+// Rotation: a new secret for the same key id (its limits and budgets go on),
+// the old secret working through a grace period, and a revocation that
+// takes both.
+TEST(Auth, ARotatedKeyKeepsItsIdAndTheOldSecretWorksThroughTheGrace) {
+  auto f = Ferryd::start(with_auth(""));
+  auto created = keys(*f, {"create", "--owner", "erin"});
+  ASSERT_EQ(created.status, 0) << created.output;
+  std::string k1 = created.output.substr(0, created.output.find('\n'));
+  std::string id = http_get(f->admin_address(), "/admin/plugins/auth/keys").json()["keys"][0]["id"];
+
+  auto rotated = keys(*f, {"rotate", id, "--grace-hours", "1"});
+  ASSERT_EQ(rotated.status, 0) << rotated.output;
+  std::string k2 = rotated.output.substr(0, rotated.output.find('\n'));
+  ASSERT_TRUE(k2.starts_with("fk-")) << rotated.output;
+  EXPECT_NE(k1, k2);
+  EXPECT_NE(rotated.output.find("the previous one works until"), std::string::npos) << rotated.output;
+  // Both work in the grace period, and both are the same key to limits and logs.
+  for (const auto& [k, rid] : {std::pair{k1, "rot-old"}, std::pair{k2, "rot-new"}}) {
+    auto r = http_post(f->address(), "/v1/chat/completions", chat_body("m", "hi"),
+                       {{"authorization", "Bearer " + k}, {"x-request-id", rid}});
+    EXPECT_EQ(r.status, 200) << r.body;
+    auto line = f->log_line(std::string("request_id=") + rid + " ");
+    ASSERT_TRUE(line);
+    EXPECT_NE(line->find("tag.key=\"" + id + "\""), std::string::npos) << *line;
+  }
+
+  // No grace: the secret it replaces stops at once.
+  auto now = http_post(f->admin_address(), "/admin/plugins/auth/keys/" + id + "/rotate", R"({"grace_s":0})");
+  ASSERT_EQ(now.status, 201) << now.body;
+  std::string k3 = now.json()["key"];
+  EXPECT_EQ(ask(*f, bearer(k2)), 401);
+  EXPECT_EQ(ask(*f, bearer(k3)), 200);
+
+  // Revoking the id during a grace period revokes the old secret with the new.
+  auto again =
+      http_post(f->admin_address(), "/admin/plugins/auth/keys/" + id + "/rotate", R"({"grace_s":3600})");
+  ASSERT_EQ(again.status, 201) << again.body;
+  std::string k4 = again.json()["key"];
+  EXPECT_EQ(ask(*f, bearer(k3)), 200);
+  ASSERT_EQ(keys(*f, {"revoke", id}).status, 0);
+  EXPECT_EQ(ask(*f, bearer(k3)), 401);
+  EXPECT_EQ(ask(*f, bearer(k4)), 401);
+
+  EXPECT_EQ(
+      http_post(f->admin_address(), "/admin/plugins/auth/keys/" + id + "/rotate", R"({"grace_s":-5})").status,
+      400);
+}
+
 }  // namespace
 }  // namespace ferry::test

@@ -185,5 +185,55 @@ TEST(AnthropicProvider, OverloadedFailsOverAndInvalidRequestDoesNot) {
   EXPECT_EQ(bad.json()["error"]["type"], "invalid_request_error");
 }
 
+// Several upstream keys: requests take them in turn, and one the upstream
+// rate-limits is set aside for its Retry-After while the other carries on.
+TEST(ProviderKeys, RequestsTakeTurnsAndARateLimitedKeyIsSetAside) {
+  MockUpstream up;
+  auto f = Ferryd::start(
+      openai_provider("up", up, "api_key_envs = [\"FERRY_TEST_K1\", \"FERRY_TEST_K2\"]\n") +
+          "[pipelines.default]\nmodels = [\"m\"]\nproviders = [\"up\"]\n",
+      {}, {"FERRY_TEST_K1=sk-test-key-one-0123456789", "FERRY_TEST_K2=sk-test-key-two-0123456789"});
+  auto used = [&](const std::string& id) {
+    auto line = f->log_line("access request_id=" + id + " ");
+    if (!line) return std::string("?");
+    auto at = line->find("tag.upstream_key=\"");
+    return at == std::string::npos ? std::string("-") : line->substr(at + 18, 1);
+  };
+  auto send = [&](const std::string& id) {
+    return http_post(f->address(), "/v1/chat/completions", chat_body("m", "hi"), {{"x-request-id", id}})
+        .status;
+  };
+  std::string turns;
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(send("turn-" + std::to_string(i)), 200);
+    turns += used("turn-" + std::to_string(i));
+  }
+  EXPECT_TRUE(turns == "1212" || turns == "2121") << turns;
+  EXPECT_NE(up.stats()["last_request"]["headers"].value("authorization", "").find("sk-test-key-"),
+            std::string::npos);
+
+  // The key of the next request gets a 429 (Retry-After: 30): that key sits
+  // out, and every request after it goes to the other one.
+  up.set_faults(R"({"status":429,"retry_after":30,"count":1})");
+  EXPECT_EQ(send("limited"), 429);
+  std::string limited = used("limited");
+  ASSERT_TRUE(limited == "1" || limited == "2") << limited;
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(send("aside-" + std::to_string(i)), 200);
+    EXPECT_NE(used("aside-" + std::to_string(i)), limited) << "the rate-limited key was used again at once";
+  }
+  EXPECT_NE(http_get(f->address(), "/metrics").body.find("ferry_upstream_keys_set_aside_total"),
+            std::string::npos);
+}
+
+TEST(ProviderKeys, OneKeyOrSeveralNotBoth) {
+  MockUpstream up;
+  auto r = ferryd_refusing(openai_provider("up", up, "api_key_env = \"A\"\napi_key_envs = [\"B\"]\n") +
+                           "[pipelines.default]\nmodels = [\"m\"]\nproviders = [\"up\"]\n");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.output.find("set api_key_env (one key) or api_key_envs (several), not both"), std::string::npos)
+      << r.output;
+}
+
 }  // namespace
 }  // namespace ferry::test

@@ -10,6 +10,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -79,6 +80,9 @@ struct KeyRecord {
   int64_t expires = 0;  // Unix seconds; 0: never
   bool revoked = false;
   bool from_config = false;
+  // After a rotation: the hash of the key this one replaced (still valid for
+  // its grace period), so that revoking the id revokes both.
+  std::string previous;
 
   std::string to_json() const {
     JsonWriter w;
@@ -90,6 +94,7 @@ struct KeyRecord {
     w.end_array();
     w.key("created").value(created).key("expires").value(expires).key("revoked").value(revoked);
     if (from_config) w.key("source").value("config");
+    if (!previous.empty()) w.key("previous").value(previous);
     w.end_object();
     return w.str();
   }
@@ -112,6 +117,7 @@ struct KeyRecord {
     r.created = j.integer("/created").value_or(0);
     r.expires = j.integer("/expires").value_or(0);
     r.revoked = j.boolean("/revoked").value_or(false);
+    r.previous = std::string(j.string("/previous").value_or(""));
     if (r.id.empty()) return std::nullopt;
     return r;
   }
@@ -192,9 +198,12 @@ class Auth final : public ferry::sdk::Middleware {
   Status on_admin(const AdminRequest& req, AdminReply reply) override {
     if (req.path == "/keys" && req.method == "GET") return list(reply);
     if (req.path == "/keys" && req.method == "POST") return create(req, reply);
+    if (req.path.starts_with("/keys/") && req.path.ends_with("/rotate") && req.method == "POST")
+      return rotate(std::string(req.path.substr(6, req.path.size() - 6 - 7)), req, reply);
     if (req.path.starts_with("/keys/") && req.method == "DELETE")
       return revoke(std::string(req.path.substr(6)), reply);
-    reply.error(404, "unknown_url", "auth admin routes: GET /keys, POST /keys, DELETE /keys/ID");
+    reply.error(404, "unknown_url",
+                "auth admin routes: GET /keys, POST /keys, POST /keys/ID/rotate, DELETE /keys/ID");
     return Status::kContinue;
   }
 
@@ -312,12 +321,11 @@ class Auth final : public ferry::sdk::Middleware {
       }
       rec.expires = *t;
     }
-    unsigned char random[24];
-    if (RAND_bytes(random, sizeof random) != 1) {
+    std::string key = new_secret();
+    if (key.empty()) {
       reply.error(500, "no_randomness", "could not draw a random key");
       return Status::kContinue;
     }
-    std::string key = "fk-" + to_hex(random, sizeof random);
     std::string hash = sha256_hex(key);
     rec.id = hash.substr(0, 12);
     std::string record = rec.to_json();
@@ -332,6 +340,87 @@ class Auth final : public ferry::sdk::Middleware {
         out.insert(
             1, "\"key\":" + ferry::sdk::json_quote(key) + ",\"note\":\"shown once: only its hash is kept\",");
         reply.send(201, out);
+      });
+    });
+    return Status::kContinue;
+  }
+
+  // A fresh secret: "fk-" and 48 hex digits from the system's CSPRNG; empty
+  // if it cannot draw one.
+  static std::string new_secret() {
+    unsigned char random[24];
+    if (RAND_bytes(random, sizeof random) != 1) return {};
+    return "fk-" + to_hex(random, sizeof random);
+  }
+
+  // POST /keys/ID/rotate {"grace_s": 86400}: a new secret for the same key
+  // (same id, owner, limits and budgets); the old secret keeps working for
+  // the grace period, so clients can move over without a failed request.
+  Status rotate(std::string id, const AdminRequest& req, AdminReply reply) {
+    for (const auto& [hash, rec] : config_keys_)
+      if (rec.id == id) {
+        reply.error(409, "config_key", "key " + id + " is defined in the TOML: rotate it there");
+        return Status::kContinue;
+      }
+    auto body = OwnedJson::parse(req.body.empty() ? std::string_view("{}") : req.body);
+    int64_t grace = 86'400;
+    if (body && body->json().has("/grace_s")) {
+      auto g = body->json().number("/grace_s");
+      if (!g || !(*g >= 0) || *g > 30 * 86'400) {
+        reply.error(400, "invalid_grace", "grace_s must be a number of seconds from 0 to 2592000 (30 days)");
+        return Status::kContinue;
+      }
+      grace = static_cast<int64_t>(*g);
+    } else if (!body || body->json().type() != FERRY_JSON_OBJECT) {
+      reply.error(400, "invalid_json", "the body must be a JSON object: {\"grace_s\": 86400}");
+      return Status::kContinue;
+    }
+    std::string key = new_secret();
+    if (key.empty()) {
+      reply.error(500, "no_randomness", "could not draw a random key");
+      return Status::kContinue;
+    }
+    ferry::sdk::state_call(StateOp::get("id:" + id), [this, reply, id, key, grace](const StateResult& r) {
+      if (r.not_found()) return reply.error(404, "unknown_key", "no key with id " + id);
+      if (!r.ok()) return reply.error(503, "state_unavailable", "the state backend cannot be reached");
+      std::string old_hash(r.data);
+      ferry::sdk::state_call(StateOp::get("key:" + old_hash), [this, reply, id, key, grace,
+                                                               old_hash](const StateResult& r) {
+        std::optional<KeyRecord> old;
+        if (r.ok()) old = KeyRecord::from_json(r.data);
+        if (!old) return reply.error(404, "unknown_key", "no key with id " + id);
+        if (old->revoked)
+          return reply.error(409, "revoked_api_key", "key " + id + " is revoked: create a new one");
+        KeyRecord fresh = *old;
+        fresh.previous = old_hash;
+        std::string new_hash = sha256_hex(key);
+        int64_t until = now_s() + grace;
+        old->expires = old->expires ? std::min(old->expires, until) : until;
+        old->expires = std::max<int64_t>(old->expires, 1);
+        // The new record first, then the old one's expiry, then the id: a
+        // failure on the way leaves the old key working, never none.
+        auto unavailable = [reply] {
+          reply.error(503, "state_unavailable", "the state backend cannot be reached");
+        };
+        std::string old_record = old->to_json();
+        int64_t previous_expires = old->expires;
+        ferry::sdk::state_call(
+            StateOp::set("key:" + new_hash, fresh.to_json()), [=, this](const StateResult& r) {
+              if (!r.ok()) return unavailable();
+              ferry::sdk::state_call(StateOp::set("key:" + old_hash, old_record), [=, this](
+                                                                                      const StateResult& r) {
+                if (!r.ok()) return unavailable();
+                ferry::sdk::state_call(StateOp::set("id:" + id, new_hash), [=, this](const StateResult& r) {
+                  if (!r.ok()) return unavailable();
+                  forget(old_hash);
+                  std::string out = fresh.to_json();
+                  out.insert(1, "\"key\":" + ferry::sdk::json_quote(key) +
+                                    ",\"note\":\"shown once: only its hash is kept\",\"previous_expires\":" +
+                                    std::to_string(previous_expires) + ",");
+                  reply.send(201, out);
+                });
+              });
+            });
       });
     });
     return Status::kContinue;
@@ -353,16 +442,34 @@ class Auth final : public ferry::sdk::Middleware {
         if (!rec) return reply.error(404, "unknown_key", "no key with id " + id);
         rec->revoked = true;
         std::string record = rec->to_json();
+        std::string previous = rec->previous;
         ferry::sdk::state_call(
-            StateOp::set("key:" + hash, record), [this, reply, hash, record](const StateResult& r) {
+            StateOp::set("key:" + hash, record), [this, reply, hash, record, previous](const StateResult& r) {
               if (!r.ok())
                 return reply.error(503, "state_unavailable", "the state backend cannot be reached");
               forget(hash);
-              reply.send(200, record);
+              if (previous.empty()) return reply.send(200, record);
+              // A secret still in its grace period after a rotation goes too.
+              revoke_hash(previous, [reply, record](bool) { reply.send(200, record); });
             });
       });
     });
     return Status::kContinue;
+  }
+
+  // Marks the record stored under `hash` revoked; done(false) if it could not.
+  void revoke_hash(const std::string& hash, std::function<void(bool)> done) {
+    ferry::sdk::state_call(StateOp::get("key:" + hash), [this, hash, done](const StateResult& r) {
+      std::optional<KeyRecord> rec;
+      if (r.ok()) rec = KeyRecord::from_json(r.data);
+      if (!rec) return done(false);
+      rec->revoked = true;
+      ferry::sdk::state_call(StateOp::set("key:" + hash, rec->to_json()),
+                             [this, hash, done](const StateResult& r) {
+                               forget(hash);
+                               done(r.ok());
+                             });
+    });
   }
 
   bool admin_keys_ = true;

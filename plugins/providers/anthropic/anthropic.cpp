@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include <ferry/key_ring.hpp>
 #include <ferry/plugin.hpp>
 
 namespace {
@@ -51,7 +52,6 @@ MappedError map_error(std::string_view type, int http_status) {
 struct Settings {
   std::string url;
   std::string models_url;
-  std::string api_key;
   std::string version;
   std::string model;
   int64_t default_max_tokens = 4096;
@@ -394,21 +394,15 @@ int64_t now_s() {
 class Anthropic final : public ferry::sdk::Provider {
  public:
   explicit Anthropic(Config& c) {
-    c.reject_unknown_keys({"base_url", "api_key_env", "version", "model", "max_tokens_default"});
+    c.reject_unknown_keys(
+        {"base_url", "api_key_env", "api_key_envs", "version", "model", "max_tokens_default"});
     std::string base = c.string("/base_url", "https://api.anthropic.com");
     if (!base.starts_with("http://") && !base.starts_with("https://"))
       c.error("/base_url", "must start with http:// or https://");
     while (!base.empty() && base.back() == '/') base.pop_back();
     s_.url = base + "/v1/messages";
     s_.models_url = base + "/v1/models";
-    std::string env = c.string("/api_key_env", "ANTHROPIC_API_KEY");
-    if (!env.empty()) {
-      auto key = ferry::sdk::secret(env);
-      if (!key || key->empty())
-        c.error("/api_key_env", "environment variable " + env + " is not set (it should hold the API key)");
-      else
-        s_.api_key = *key;
-    }
+    keys_ = ferry::sdk::KeyRing::from_config(c, "ANTHROPIC_API_KEY");
     s_.version = c.string("/version", "2023-06-01");
     s_.model = c.string("/model");
     s_.default_max_tokens = c.integer("/max_tokens_default", 4096, 1, 1'000'000);
@@ -418,7 +412,7 @@ class Anthropic final : public ferry::sdk::Provider {
     if (ctx.embeddings()) return Status::kUnsupported;  // the Messages API has no embeddings
     up.method("POST").url(s_.url).header("content-type", "application/json");
     up.header("anthropic-version", s_.version);
-    if (!s_.api_key.empty()) up.secret_header("x-api-key", s_.api_key);
+    if (!keys_.empty()) up.secret_header("x-api-key", keys_.pick(ctx));
     up.streaming(ctx.streaming());
     up.body(build_body(ctx, req, s_));
     return Status::kContinue;
@@ -426,11 +420,12 @@ class Anthropic final : public ferry::sdk::Provider {
 
   Status build_probe(Upstream& up) override {
     up.method("GET").url(s_.models_url).header("anthropic-version", s_.version);
-    if (!s_.api_key.empty()) up.secret_header("x-api-key", s_.api_key);
+    if (!keys_.empty()) up.secret_header("x-api-key", keys_.any());
     return Status::kContinue;
   }
 
-  Status parse_response(Context&, const HttpResponse& r, Sink& sink) override {
+  Status parse_response(Context& ctx, const HttpResponse& r, Sink& sink) override {
+    keys_.answered(ctx, r);
     if (r.status >= 200 && r.status < 300) {
       if (r.json.type() != FERRY_JSON_OBJECT || r.json.type("/content") != FERRY_JSON_ARRAY)
         return sink.error(502, "upstream_error",
@@ -451,6 +446,7 @@ class Anthropic final : public ferry::sdk::Provider {
 
  private:
   Settings s_;
+  ferry::sdk::KeyRing keys_;
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include <ferry/key_ring.hpp>
 #include <ferry/plugin.hpp>
 
 namespace {
@@ -43,7 +44,7 @@ class StreamParser final : public ferry::sdk::StreamParser {
 class OpenAI final : public ferry::sdk::Provider {
  public:
   explicit OpenAI(Config& c) {
-    c.reject_unknown_keys({"base_url", "api_key_env", "model", "headers"});
+    c.reject_unknown_keys({"base_url", "api_key_env", "api_key_envs", "model", "headers"});
     std::string base = c.string("/base_url", "https://api.openai.com/v1");
     if (!base.starts_with("http://") && !base.starts_with("https://"))
       c.error("/base_url", "must start with http:// or https://");
@@ -51,13 +52,7 @@ class OpenAI final : public ferry::sdk::Provider {
     url_ = base + "/chat/completions";
     embeddings_url_ = base + "/embeddings";
     models_url_ = base + "/models";
-    if (auto env = c.string("/api_key_env"); !env.empty()) {
-      auto key = ferry::sdk::secret(env);
-      if (!key || key->empty())
-        c.error("/api_key_env", "environment variable " + env + " is not set (it should hold the API key)");
-      else
-        authorization_ = "Bearer " + std::string(*key);
-    }
+    keys_ = ferry::sdk::KeyRing::from_config(c, "", "Bearer ");
     model_ = c.string("/model");
     // keys() of anything but a table is empty: say so rather than drop them.
     if (auto t = c.json().type("/headers"); t != FERRY_JSON_MISSING && t != FERRY_JSON_OBJECT)
@@ -69,7 +64,7 @@ class OpenAI final : public ferry::sdk::Provider {
     up.method("POST")
         .url(ctx.embeddings() ? embeddings_url_ : url_)
         .header("content-type", "application/json");
-    if (!authorization_.empty()) up.secret_header("authorization", authorization_);
+    if (!keys_.empty()) up.secret_header("authorization", keys_.pick(ctx));
     for (const auto& [name, value] : headers_) up.header(name, value);
     up.streaming(ctx.streaming());
     if (model_.empty()) {
@@ -85,12 +80,13 @@ class OpenAI final : public ferry::sdk::Provider {
 
   Status build_probe(Upstream& up) override {
     up.method("GET").url(models_url_);
-    if (!authorization_.empty()) up.secret_header("authorization", authorization_);
+    if (!keys_.empty()) up.secret_header("authorization", keys_.any());
     for (const auto& [name, value] : headers_) up.header(name, value);
     return Status::kContinue;
   }
 
   Status parse_response(Context& ctx, const HttpResponse& r, Sink& sink) override {
+    keys_.answered(ctx, r);
     if (r.status >= 200 && r.status < 300) {
       if (r.json.type() != FERRY_JSON_OBJECT)
         return sink.error(502, "upstream_error",
@@ -120,7 +116,7 @@ class OpenAI final : public ferry::sdk::Provider {
   std::string url_;
   std::string embeddings_url_;
   std::string models_url_;  // GET: the health probe
-  std::string authorization_;
+  ferry::sdk::KeyRing keys_;
   std::string model_;
   std::vector<std::pair<std::string, std::string>> headers_;
 };
