@@ -147,16 +147,38 @@ std::unique_ptr<Ferryd> Ferryd::start(const std::string& config, const std::vect
   return f;
 }
 
-Ferryd::~Ferryd() {
-  if (process_) {
-    process_->signal(SIGTERM);
-    if (!process_->wait_exit(std::chrono::seconds(10))) process_->signal(SIGKILL);
+// Every ferryd a test starts must end well: exit status 0 after SIGTERM and
+// not a word from a sanitizer. A daemon that aborts on shutdown, or that ASan
+// or TSan catches doing something wrong, fails the test that ran it.
+void Ferryd::check_ending(std::optional<int> status) const {
+  if (!status) {
+    ADD_FAILURE() << "ferryd did not exit within 30 s of SIGTERM; output:\n" << process_->output();
+    return;
   }
+  if (*status != 0)
+    ADD_FAILURE() << "ferryd exited with status " << *status << "; output:\n" << process_->output();
+  std::string out = process_->output();
+  for (const char* report : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                             "WARNING: ThreadSanitizer", "SUMMARY: UndefinedBehaviorSanitizer"})
+    if (out.find(report) != std::string::npos)
+      ADD_FAILURE() << "ferryd's output has a sanitizer report (" << report << "):\n" << out;
+}
+
+Ferryd::~Ferryd() {
+  if (!process_ || checked_) return;
+  // Whatever state the process was left in (a test may have signalled it).
+  process_->signal(SIGTERM);
+  auto status = process_->wait_exit(std::chrono::seconds(30));
+  if (!status) process_->signal(SIGKILL);
+  check_ending(status);
 }
 
 int Ferryd::stop() {
   process_->signal(SIGTERM);
-  return process_->wait_exit(std::chrono::seconds(30)).value_or(-1);
+  auto status = process_->wait_exit(std::chrono::seconds(30));
+  check_ending(status);
+  checked_ = true;
+  return status.value_or(-1);
 }
 
 RunResult ferryd_refusing(const std::string& config, const std::vector<std::string>& env) {

@@ -88,12 +88,16 @@ class Ferryd {
                                       std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
     return process_->wait_for_line(needle, timeout);
   }
-  // SIGTERM, then the exit status.
+  // SIGTERM, then the exit status. The test fails unless it is 0 and the
+  // output has no sanitizer report (the destructor checks the same when a
+  // test does not stop ferryd itself).
   int stop();
   const std::string& config_path() const { return config_path_; }
 
  private:
   Ferryd() = default;
+  void check_ending(std::optional<int> status) const;
+  bool checked_ = false;
   TempDir dir_;
   std::string config_path_;
   std::unique_ptr<Process> process_;
