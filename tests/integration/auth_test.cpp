@@ -1,6 +1,10 @@
 // The auth middleware through the real ferryd: keys in TOML (by hash), keys
 // made, listed and revoked with `ferry keys` over the admin API, shared by two
 // instances on a real Redis, and feeding rate-limit through request tags.
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
+#include <ctime>
 #include <thread>
 
 #include "tests/integration/common.h"
@@ -196,6 +200,75 @@ TEST(Auth, ARotatedKeyKeepsItsIdAndTheOldSecretWorksThroughTheGrace) {
   EXPECT_EQ(
       http_post(f->admin_address(), "/admin/plugins/auth/keys/" + id + "/rotate", R"({"grace_s":-5})").status,
       400);
+}
+
+// ---- signed requests: what a client computes (sdk docs: plugins/middleware/auth/README.md)
+std::string hex(const unsigned char* p, size_t n) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) (out += d[p[i] >> 4]) += d[p[i] & 15];
+  return out;
+}
+HeaderList signed_headers(const std::string& key, const std::string& secret, const std::string& body,
+                          int64_t when = std::time(nullptr)) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(body.data()), body.size(), digest);
+  std::string ts = std::to_string(when);
+  std::string text = "POST\n/v1/chat/completions\n" + ts + "\n" + hex(digest, sizeof digest);
+  unsigned char mac[32];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(text.data()), text.size(), mac, &len);
+  return {{"authorization", "Bearer " + key},
+          {"x-ferry-timestamp", ts},
+          {"x-ferry-signature", "v1=" + hex(mac, len)}};
+}
+
+TEST(AuthSigning, ASignedKeysRequestMustCarryAFreshUnusedSignatureOfItsBody) {
+  const std::string secret = "signing-secret-of-alice-0123456789";
+  auto f =
+      Ferryd::start(with_auth("keys = [\n  { sha256 = \"" + std::string(kAliceHash) +
+                              "\", owner = \"alice\", signing_secret_env = \"FERRY_TEST_SIGNING\" },\n]\n"),
+                    {}, {"FERRY_TEST_SIGNING=" + secret});
+  std::string body = chat_body("m", "pay bob $5");
+  auto post = [&](const std::string& b, const HeaderList& h) {
+    return http_post(f->address(), "/v1/chat/completions", b, h);
+  };
+  auto unsigned_one = post(body, bearer("sk-test-alice"));
+  EXPECT_EQ(unsigned_one.status, 401);
+  EXPECT_EQ(unsigned_one.json()["error"]["code"], "signature_required") << unsigned_one.body;
+
+  auto headers = signed_headers("sk-test-alice", secret, body);
+  EXPECT_EQ(post(body, headers).status, 200);
+  // The same request again is a replay.
+  auto replay = post(body, headers);
+  EXPECT_EQ(replay.status, 401);
+  EXPECT_EQ(replay.json()["error"]["code"], "replayed_signature") << replay.body;
+  // Another body under that signature does not match.
+  auto altered = post(chat_body("m", "pay bob $5000"), signed_headers("sk-test-alice", secret, body));
+  EXPECT_EQ(altered.json()["error"]["code"], "invalid_signature") << altered.body;
+  // A signature from ten minutes ago is stale (the window is 300 s).
+  auto stale = post(body, signed_headers("sk-test-alice", secret, body, std::time(nullptr) - 600));
+  EXPECT_EQ(stale.json()["error"]["code"], "stale_signature") << stale.body;
+  // The wrong secret.
+  auto forged = post(body, signed_headers("sk-test-alice", "not-the-secret-0123456789", body));
+  EXPECT_EQ(forged.json()["error"]["code"], "invalid_signature") << forged.body;
+  EXPECT_EQ(f->output().find(secret), std::string::npos);
+}
+
+TEST(AuthSigning, AKeyCreatedSignedShowsItsSecretOnceAndNeverLists) {
+  auto f = Ferryd::start(with_auth(""));
+  auto made = http_post(f->admin_address(), "/admin/plugins/auth/keys", R"({"owner":"sig","signed":true})");
+  ASSERT_EQ(made.status, 201) << made.body;
+  std::string key = made.json()["key"], secret = made.json()["signing_secret"];
+  ASSERT_TRUE(secret.starts_with("fs-")) << made.body;
+  std::string body = chat_body("m", "hi");
+  EXPECT_EQ(http_post(f->address(), "/v1/chat/completions", body, bearer(key)).status, 401);
+  EXPECT_EQ(http_post(f->address(), "/v1/chat/completions", body, signed_headers(key, secret, body)).status,
+            200);
+  auto listed = http_get(f->admin_address(), "/admin/plugins/auth/keys");
+  EXPECT_EQ(listed.body.find(secret), std::string::npos) << listed.body;
+  EXPECT_EQ(listed.json()["keys"][0]["signed"], true) << listed.body;
 }
 
 }  // namespace

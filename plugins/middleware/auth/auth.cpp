@@ -5,9 +5,13 @@
 // may use and an expiry. The key's id, owner and team become request tags
 // that rate-limit and budget use.
 #include <fnmatch.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 #include <functional>
@@ -49,6 +53,16 @@ std::string sha256_hex(std::string_view s) {
   return to_hex(digest, sizeof digest);
 }
 
+// HMAC-SHA256 of `data` under `key`, as 64 hex digits.
+std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+            reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &len))
+    return {};
+  return to_hex(mac, len);
+}
+
 int64_t now_s() {
   return static_cast<int64_t>(ferry::sdk::host().clock_ns(FERRY_CLOCK_REALTIME) / 1'000'000'000);
 }
@@ -83,8 +97,12 @@ struct KeyRecord {
   // After a rotation: the hash of the key this one replaced (still valid for
   // its grace period), so that revoking the id revokes both.
   std::string previous;
+  // Set: every request must be signed with it (HMAC-SHA256). Stored, since
+  // checking a signature needs it, but never listed or logged.
+  std::string signing_secret;
 
-  std::string to_json() const {
+  // The record as stored (`stored`: with the signing secret) or as shown.
+  std::string to_json(bool stored = false) const {
     JsonWriter w;
     w.begin_object().key("id").value(id).key("owner").value(owner).key("team").value(team);
     w.key("models").begin_array();
@@ -95,6 +113,8 @@ struct KeyRecord {
     w.key("created").value(created).key("expires").value(expires).key("revoked").value(revoked);
     if (from_config) w.key("source").value("config");
     if (!previous.empty()) w.key("previous").value(previous);
+    if (!signing_secret.empty()) w.key("signed").value(true);
+    if (stored && !signing_secret.empty()) w.key("signing_secret").value(signing_secret);
     w.end_object();
     return w.str();
   }
@@ -118,6 +138,7 @@ struct KeyRecord {
     r.expires = j.integer("/expires").value_or(0);
     r.revoked = j.boolean("/revoked").value_or(false);
     r.previous = std::string(j.string("/previous").value_or(""));
+    r.signing_secret = std::string(j.string("/signing_secret").value_or(""));
     if (r.id.empty()) return std::nullopt;
     return r;
   }
@@ -134,16 +155,18 @@ bool matches_any(const std::vector<std::string>& globs, std::string_view value) 
 class Auth final : public ferry::sdk::Middleware {
  public:
   explicit Auth(ferry::sdk::Config& c) {
-    c.reject_unknown_keys({"keys", "admin_keys", "cache_ms"});
+    c.reject_unknown_keys({"keys", "admin_keys", "cache_ms", "signature_window_s"});
+    window_s_ = c.integer("/signature_window_s", 300, 1, 86'400);
     admin_keys_ = c.json().boolean("/admin_keys").value_or(true);
     cache_ns_ = static_cast<uint64_t>(c.integer("/cache_ms", 5000, 0, 3'600'000)) * 1'000'000;
     for (size_t i = 0, n = c.json().size("/keys"); i < n; ++i) {
       std::string at = "/keys/" + std::to_string(i);
       for (const auto& k : c.keys(at))
         if (k != "sha256" && k != "owner" && k != "team" && k != "models" && k != "pipelines" &&
-            k != "expires")
+            k != "expires" && k != "signing_secret_env")
           c.error(at + "/" + k,
-                  "unknown key '" + k + "' (expected sha256, owner, team, models, pipelines, expires)");
+                  "unknown key '" + k +
+                      "' (expected sha256, owner, team, models, pipelines, expires, signing_secret_env)");
       std::string hash = c.required_string(at + "/sha256");
       if (hash.size() != 64 || hash.find_first_not_of("0123456789abcdef") != std::string::npos)
         c.error(at + "/sha256",
@@ -161,13 +184,21 @@ class Auth final : public ferry::sdk::Middleware {
         // 0 would mean "never": a date at or before the epoch is simply past.
         r.expires = std::max<int64_t>(1, t.value_or(1));
       }
+      if (auto env = c.string(at + "/signing_secret_env"); !env.empty()) {
+        auto secret = ferry::sdk::secret(env);
+        if (!secret || secret->size() < 16)
+          c.error(at + "/signing_secret_env",
+                  "environment variable " + env + " must hold the key's signing secret (16 bytes or more)");
+        else
+          r.signing_secret = std::string(*secret);
+      }
       config_keys_[hash] = std::move(r);
     }
     if (config_keys_.empty() && !admin_keys_)
       c.error("", "no keys: list some in keys = [...] or leave admin_keys = true");
   }
 
-  Status on_request(Context& ctx, Json&) override {
+  Status on_request(Context& ctx, Json& req) override {
     std::optional<std::string_view> token;
     if (auto h = ctx.header("authorization"); h && h->size() > 7 && h->substr(0, 7) == "Bearer ")
       token = h->substr(7);
@@ -178,10 +209,10 @@ class Auth final : public ferry::sdk::Middleware {
                                "missing API key: send it as Authorization: Bearer <key> or x-api-key: <key>",
                                "missing_api_key");
     std::string hash = sha256_hex(*token);
-    if (auto it = config_keys_.find(hash); it != config_keys_.end()) return admit(ctx, it->second);
+    if (auto it = config_keys_.find(hash); it != config_keys_.end()) return admit(ctx, it->second, req);
     if (!admin_keys_) return invalid(ctx);
-    if (auto cached = from_cache(hash)) return cached->id.empty() ? invalid(ctx) : admit(ctx, *cached);
-    return ctx.state_then(StateOp::get("key:" + hash), [this, hash](Context& ctx, const StateResult& r) {
+    if (auto cached = from_cache(hash)) return cached->id.empty() ? invalid(ctx) : admit(ctx, *cached, req);
+    return ctx.state_then(StateOp::get("key:" + hash), [this, hash, req](Context& ctx, const StateResult& r) {
       if (r.unavailable()) {
         ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_auth_state_errors_total", 1);
         return ctx.respond_error(503, "authentication_error",
@@ -191,7 +222,7 @@ class Auth final : public ferry::sdk::Middleware {
       std::optional<KeyRecord> rec;
       if (r.ok()) rec = KeyRecord::from_json(r.data);
       remember(hash, rec.value_or(KeyRecord{}));  // unknown keys too: a flood of bad keys stays local
-      return rec ? admit(ctx, *rec) : invalid(ctx);
+      return rec ? admit(ctx, *rec, req) : invalid(ctx);
     });
   }
 
@@ -213,7 +244,7 @@ class Auth final : public ferry::sdk::Middleware {
     return ctx.respond_error(401, "authentication_error", "invalid API key", "invalid_api_key");
   }
 
-  Status admit(Context& ctx, const KeyRecord& k) {
+  Status admit(Context& ctx, const KeyRecord& k, const Json& req) {
     auto refuse = [&](int status, const char* reason, const std::string& message) {
       ferry::sdk::metric(FERRY_METRIC_COUNTER,
                          std::string("ferry_auth_rejected_total{reason=\"") + reason + "\"}", 1);
@@ -232,7 +263,59 @@ class Auth final : public ferry::sdk::Middleware {
     ctx.set_tag("key", k.id);
     ctx.set_tag("user", k.owner);
     if (!k.team.empty()) ctx.set_tag("team", k.team);
+    if (!k.signing_secret.empty()) return verify_signature(ctx, k, req);
     return Status::kContinue;
+  }
+
+  // A signed key's request carries x-ferry-timestamp (Unix seconds) and
+  // x-ferry-signature: v1=HMAC-SHA256(secret, "POST\n" PATH "\n" TIMESTAMP
+  // "\n" SHA-256(BODY) in hex), all hex lowercase. The body is the bytes the
+  // client sent (auth runs first, before anything edits the request). A
+  // timestamp outside the window is stale; a signature seen before within it
+  // is a replay.
+  Status verify_signature(Context& ctx, const KeyRecord& k, const Json& req) {
+    auto refuse = [&](const char* code, const std::string& message) {
+      ferry::sdk::metric(FERRY_METRIC_COUNTER,
+                         std::string("ferry_auth_rejected_total{reason=\"") + code + "\"}", 1);
+      return ctx.respond_error(401, "authentication_error", "API key " + k.id + ": " + message, code);
+    };
+    auto stamp = ctx.header("x-ferry-timestamp");
+    auto signature = ctx.header("x-ferry-signature");
+    if (!stamp || !signature)
+      return refuse("signature_required",
+                    "this key signs its requests: send x-ferry-timestamp and x-ferry-signature");
+    int64_t ts = 0;
+    auto [end, ec] = std::from_chars(stamp->data(), stamp->data() + stamp->size(), ts);
+    if (ec != std::errc() || end != stamp->data() + stamp->size())
+      return refuse("invalid_signature", "x-ferry-timestamp must be Unix seconds");
+    int64_t skew = now_s() - ts;
+    if (skew > window_s_ || skew < -window_s_)
+      return refuse("stale_signature", "the request was signed " + std::to_string(skew) +
+                                           " s from now; the window is " + std::to_string(window_s_) + " s");
+    std::string path = ctx.embeddings() ? "/v1/embeddings" : "/v1/chat/completions";
+    std::string expected =
+        "v1=" + hmac_sha256_hex(k.signing_secret,
+                                "POST\n" + path + "\n" + std::string(*stamp) + "\n" + sha256_hex(req.dump()));
+    if (signature->size() != expected.size() ||
+        CRYPTO_memcmp(signature->data(), expected.data(), expected.size()))
+      return refuse("invalid_signature", "the signature does not match the request");
+    // Seen once per window, on every instance sharing the state.
+    uint64_t ttl_ms = static_cast<uint64_t>(2 * window_s_) * 1000;
+    return ctx.state_then(
+        StateOp::set("sig:" + expected.substr(3), "1", ttl_ms, true),
+        [id = k.id](Context& ctx, const StateResult& r) {
+          if (r.unavailable())
+            return ctx.respond_error(503, "authentication_error",
+                                     "signatures cannot be checked right now (state backend "
+                                     "unavailable)",
+                                     "auth_unavailable");
+          if (r.applied) return Status::kContinue;
+          ferry::sdk::metric(FERRY_METRIC_COUNTER, "ferry_auth_rejected_total{reason=\"replayed_signature\"}",
+                             1);
+          return ctx.respond_error(401, "authentication_error",
+                                   "API key " + id + ": this signed request was already used",
+                                   "replayed_signature");
+        });
   }
 
   // Keys read from the state are trusted for cache_ms: a revocation on
@@ -326,31 +409,48 @@ class Auth final : public ferry::sdk::Middleware {
       reply.error(500, "no_randomness", "could not draw a random key");
       return Status::kContinue;
     }
+    if (j.has("/signed") && j.type("/signed") != FERRY_JSON_BOOL) {
+      reply.error(400, "invalid_signed", "signed must be true or false");
+      return Status::kContinue;
+    }
+    if (j.boolean("/signed").value_or(false)) {
+      rec.signing_secret = new_secret("fs-");
+      if (rec.signing_secret.empty()) {
+        reply.error(500, "no_randomness", "could not draw a random secret");
+        return Status::kContinue;
+      }
+    }
     std::string hash = sha256_hex(key);
     rec.id = hash.substr(0, 12);
-    std::string record = rec.to_json();
-    ferry::sdk::state_call(StateOp::set("id:" + rec.id, hash, 0, true), [reply, hash, record, key,
-                                                                         id = rec.id](const StateResult& r) {
-      if (!r.ok()) return reply.error(503, "state_unavailable", "the state backend cannot be reached");
-      if (!r.applied) return reply.error(409, "id_collision", "key id " + id + " exists; try again");
-      ferry::sdk::state_call(StateOp::set("key:" + hash, record), [reply, record, key](const StateResult& r) {
-        if (!r.ok()) return reply.error(503, "state_unavailable", "the state backend cannot be reached");
-        // The key itself is in this answer and nowhere else.
-        std::string out = record;
-        out.insert(
-            1, "\"key\":" + ferry::sdk::json_quote(key) + ",\"note\":\"shown once: only its hash is kept\",");
-        reply.send(201, out);
-      });
-    });
+    std::string stored = rec.to_json(true);
+    std::string shown = rec.to_json();
+    std::string signing = rec.signing_secret;
+    ferry::sdk::state_call(
+        StateOp::set("id:" + rec.id, hash, 0, true),
+        [reply, hash, stored, shown, key, signing, id = rec.id](const StateResult& r) {
+          if (!r.ok()) return reply.error(503, "state_unavailable", "the state backend cannot be reached");
+          if (!r.applied) return reply.error(409, "id_collision", "key id " + id + " exists; try again");
+          ferry::sdk::state_call(
+              StateOp::set("key:" + hash, stored), [reply, shown, key, signing](const StateResult& r) {
+                if (!r.ok())
+                  return reply.error(503, "state_unavailable", "the state backend cannot be reached");
+                // The key (and its signing secret) are in this answer and nowhere else.
+                std::string out = shown;
+                std::string once = "\"key\":" + ferry::sdk::json_quote(key) + ",";
+                if (!signing.empty()) once += "\"signing_secret\":" + ferry::sdk::json_quote(signing) + ",";
+                out.insert(1, once + "\"note\":\"shown once: only its hash is kept\",");
+                reply.send(201, out);
+              });
+        });
     return Status::kContinue;
   }
 
   // A fresh secret: "fk-" and 48 hex digits from the system's CSPRNG; empty
   // if it cannot draw one.
-  static std::string new_secret() {
+  static std::string new_secret(const char* prefix = "fk-") {
     unsigned char random[24];
     if (RAND_bytes(random, sizeof random) != 1) return {};
-    return "fk-" + to_hex(random, sizeof random);
+    return prefix + to_hex(random, sizeof random);
   }
 
   // POST /keys/ID/rotate {"grace_s": 86400}: a new secret for the same key
@@ -402,10 +502,10 @@ class Auth final : public ferry::sdk::Middleware {
         auto unavailable = [reply] {
           reply.error(503, "state_unavailable", "the state backend cannot be reached");
         };
-        std::string old_record = old->to_json();
+        std::string old_record = old->to_json(true);
         int64_t previous_expires = old->expires;
         ferry::sdk::state_call(
-            StateOp::set("key:" + new_hash, fresh.to_json()), [=, this](const StateResult& r) {
+            StateOp::set("key:" + new_hash, fresh.to_json(true)), [=, this](const StateResult& r) {
               if (!r.ok()) return unavailable();
               ferry::sdk::state_call(StateOp::set("key:" + old_hash, old_record), [=, this](
                                                                                       const StateResult& r) {
@@ -441,10 +541,11 @@ class Auth final : public ferry::sdk::Middleware {
         if (r.ok()) rec = KeyRecord::from_json(r.data);
         if (!rec) return reply.error(404, "unknown_key", "no key with id " + id);
         rec->revoked = true;
+        std::string stored = rec->to_json(true);
         std::string record = rec->to_json();
         std::string previous = rec->previous;
         ferry::sdk::state_call(
-            StateOp::set("key:" + hash, record), [this, reply, hash, record, previous](const StateResult& r) {
+            StateOp::set("key:" + hash, stored), [this, reply, hash, record, previous](const StateResult& r) {
               if (!r.ok())
                 return reply.error(503, "state_unavailable", "the state backend cannot be reached");
               forget(hash);
@@ -464,7 +565,7 @@ class Auth final : public ferry::sdk::Middleware {
       if (r.ok()) rec = KeyRecord::from_json(r.data);
       if (!rec) return done(false);
       rec->revoked = true;
-      ferry::sdk::state_call(StateOp::set("key:" + hash, rec->to_json()),
+      ferry::sdk::state_call(StateOp::set("key:" + hash, rec->to_json(true)),
                              [this, hash, done](const StateResult& r) {
                                forget(hash);
                                done(r.ok());
@@ -474,6 +575,7 @@ class Auth final : public ferry::sdk::Middleware {
 
   bool admin_keys_ = true;
   uint64_t cache_ns_ = 0;
+  int64_t window_s_ = 300;
   std::map<std::string, KeyRecord> config_keys_;  // by SHA-256
   std::mutex mu_;
   std::map<std::string, std::pair<KeyRecord, uint64_t>> cache_;  // hash -> record (id empty: unknown), when
