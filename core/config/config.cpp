@@ -380,6 +380,14 @@ LoadResult load_string(std::string_view text, const std::string& path) {
     r.integer("connect_timeout_ms", st.connect_timeout_ms, 1, 60'000);
     r.integer("command_timeout_ms", st.command_timeout_ms, 1, 60'000);
     r.integer("memory_max_keys", st.memory_max_keys, 1, 1'000'000'000);
+    if (r.string("encryption_key_env", st.encryption_key_env) && !st.encryption_key_env.empty() &&
+        !std::getenv(st.encryption_key_env.c_str()))
+      r.error(*r.get("encryption_key_env"), "encryption_key_env in [state]: environment variable " +
+                                                st.encryption_key_env +
+                                                " is not set (it should hold a 32-byte key)");
+    r.string_array("decryption_key_envs", st.decryption_key_envs, nullptr);
+    if (!st.decryption_key_envs.empty() && st.encryption_key_env.empty())
+      r.error(*r.get("decryption_key_envs"), "decryption_key_envs in [state] needs encryption_key_env too");
     r.finish();
   }
   cfg->state.sqlite_path = (base / cfg->state.sqlite_path).lexically_normal().string();

@@ -98,6 +98,10 @@ struct StateConfig {
   uint32_t connect_timeout_ms = 1'000;
   uint32_t command_timeout_ms = 1'000;
   uint64_t memory_max_keys = 1'000'000;  // memory: beyond this, expired then oldest keys go
+  // Encryption at rest (redis, sqlite): values are sealed with the key in this
+  // variable; the older keys still open what they sealed (rotation).
+  std::string encryption_key_env;
+  std::vector<std::string> decryption_key_envs;
 };
 
 struct LogConfig {

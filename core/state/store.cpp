@@ -1,5 +1,8 @@
 #include "core/state/store.h"
 
+#include "core/crypto/sealer.h"
+#include "core/state/sealed_store.h"
+
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -148,9 +151,16 @@ std::unique_ptr<Store> make_redis_store(const config::StateConfig& config, std::
 std::unique_ptr<Store> make_sqlite_store(const config::StateConfig& config, std::string& error);
 
 std::unique_ptr<Store> Store::make(const config::StateConfig& config, std::string& error) {
-  if (config.backend == "redis") return make_redis_store(config, error);
-  if (config.backend == "sqlite") return make_sqlite_store(config, error);
-  return make_memory_store(config);
+  if (config.backend != "redis" && config.backend != "sqlite") return make_memory_store(config);
+  // Encryption at rest: for what leaves the process (memory holds nothing at rest).
+  std::optional<crypto::Sealer> sealer;
+  if (!config.encryption_key_env.empty()) {
+    sealer = crypto::Sealer::from_env(config.encryption_key_env, config.decryption_key_envs, error);
+    if (!sealer) return nullptr;
+  }
+  auto store = config.backend == "redis" ? make_redis_store(config, error) : make_sqlite_store(config, error);
+  if (store && sealer) return make_sealed_store(std::move(store), std::move(*sealer));
+  return store;
 }
 
 }  // namespace ferry::state

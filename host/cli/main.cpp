@@ -14,6 +14,7 @@
 #include "core/config/config.h"
 #include "core/pipeline/runtime.h"
 #include "core/plugin/plugin_library.h"
+#include "host/cli/audit.h"
 #include "host/cli/keys.h"
 
 namespace {
@@ -21,8 +22,9 @@ namespace {
 constexpr const char* kUsage =
     "usage: ferry check FILE        validate a configuration (exit 0 if good, 2 with file:line:col errors)\n"
     "       ferry plugins [DIR...]  list the plugins found in DIRs and the built-in directories\n"
-    "       ferry keys list|create|revoke|hash ...  manage API keys of the auth plugin (ferry keys for "
-    "help)\n"
+    "       ferry keys list|create|rotate|revoke|hash ...  manage API keys of the auth plugin (ferry keys "
+    "for help)\n"
+    "       ferry audit decrypt FILE [--key-env VAR]...  the audit log with its sealed bodies opened\n"
     "       ferry version\n";
 
 int check(const std::string& path) {
@@ -95,6 +97,7 @@ int main(int argc, char** argv) {
   }
   if (args[0] == "plugins") return plugins({args.begin() + 1, args.end()});
   if (args[0] == "keys") return ferry::cli::keys({args.begin() + 1, args.end()});
+  if (args[0] == "audit") return ferry::cli::audit({args.begin() + 1, args.end()});
   if (args[0] == "version") {
     std::cout << "ferry " << FERRY_SDK_VERSION_STRING << " (plugin ABI " << FERRY_ABI_MAJOR << "."
               << FERRY_ABI_MINOR << ")\n";

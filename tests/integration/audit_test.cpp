@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
 
 #include "tests/integration/common.h"
 
@@ -69,6 +70,45 @@ TEST(Audit, KeepsBodiesWithSecretsRedacted) {
   EXPECT_EQ(lines["plain"]["request"]["messages"][0]["content"], "my key is sk-[REDACTED]");
   EXPECT_EQ(lines["plain"]["response"]["object"], "chat.completion");
   EXPECT_EQ(lines["streamed"]["response_text"], "Ferry mock reply: stream me");
+}
+
+// Bodies hold prompts and answers: with encryption_key_env they are sealed
+// (AES-256-GCM, bound to the line's request id) and only `ferry audit
+// decrypt` with the key reads them; the rest of the line stays searchable.
+TEST(Audit, SealsBodiesAtRestAndTheCliOpensThem) {
+  const std::string key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+  TempDir dir;
+  std::string path = dir.path() + "/audit.jsonl";
+  auto f = Ferryd::start(audited(path, "bodies = true\nencryption_key_env = \"FERRY_TEST_AUDIT_KEY\"\n"), {},
+                         {"FERRY_TEST_AUDIT_KEY=" + key});
+  http_post(f->address(), "/v1/chat/completions", chat_body("m", "my diagnosis is private"),
+            {{"x-request-id", "sealed"}});
+  http_post_sse(f->address(), "/v1/chat/completions", chat_body("m", "stream me", R"("stream":true)"),
+                {{"x-request-id", "sealed-stream"}});
+  ASSERT_TRUE(eventually([&] { return lines_of(path).size() == 2; }));
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text.find("diagnosis"), std::string::npos) << text;
+  EXPECT_EQ(text.find("stream me"), std::string::npos) << text;
+  auto lines = by_id(lines_of(path));
+  EXPECT_TRUE(lines["sealed"]["request"].get<std::string>().starts_with("fe1:")) << lines["sealed"];
+  EXPECT_EQ(lines["sealed"]["status"], 200);
+
+  auto opened = run({FERRY_TEST_CLI, "audit", "decrypt", path}, {"FERRY_AUDIT_KEY=" + key});
+  ASSERT_EQ(opened.status, 0) << opened.output;
+  std::map<std::string, json::Value> plain;
+  std::istringstream out(opened.output);
+  for (std::string line; std::getline(out, line);)
+    if (auto v = json::Value::parse(line, nullptr, false); v.is_object())
+      plain[v.value("request_id", "")] = v;
+  EXPECT_EQ(plain["sealed"]["request"]["messages"][0]["content"], "my diagnosis is private") << opened.output;
+  EXPECT_EQ(plain["sealed"]["response"]["object"], "chat.completion");
+  EXPECT_EQ(plain["sealed-stream"]["response_text"], "Ferry mock reply: stream me");
+  // The wrong key opens nothing.
+  auto wrong = run({FERRY_TEST_CLI, "audit", "decrypt", path},
+                   {"FERRY_AUDIT_KEY=ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"});
+  EXPECT_EQ(wrong.status, 1);
+  EXPECT_NE(wrong.output.find("key id unknown"), std::string::npos) << wrong.output;
 }
 
 TEST(Audit, RotatesBySizeAndKeepsTheConfiguredNumberOfFiles) {

@@ -15,6 +15,10 @@
 #include <thread>
 #include <vector>
 
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
 #include <ferry/plugin.hpp>
 #include <ferry/secrets.hpp>
 
@@ -111,6 +115,66 @@ class Writer {
 
 class Audit;
 
+// Seals a log line's bodies with AES-256-GCM: "fe1:<key id>:<base64 of nonce
+// | ciphertext | tag>", bound to the line's request id. The format is the
+// host's (core/crypto/sealer.h), so `ferry audit decrypt` opens it; a plugin
+// only sees the SDK, hence these few lines of OpenSSL of its own.
+class BodySealer {
+ public:
+  // `key`: 32 bytes as 64 hex digits or base64; empty error means ready.
+  BodySealer(std::string_view key, std::string& error) {
+    std::string text(key);
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    if (text.size() == 64 && text.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos) {
+      for (size_t i = 0; i < 32; ++i)
+        key_.push_back(static_cast<char>(std::stoi(text.substr(2 * i, 2), nullptr, 16)));
+    } else {
+      std::string out(text.size(), '\0');
+      int n =
+          EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+      size_t pad = text.ends_with("==") ? 2 : text.ends_with("=") ? 1 : 0;
+      if (n >= 0) key_ = out.substr(0, static_cast<size_t>(n) - pad);
+    }
+    if (key_.size() != 32) {
+      error = "is not 32 bytes as 64 hex digits or base64";
+      return;
+    }
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(key_.data()), key_.size(), digest);
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (int i = 0; i < 4; ++i) (id_ += kHex[digest[i] >> 4]) += kHex[digest[i] & 15];
+  }
+
+  // Empty when OpenSSL fails (the line then goes without the body).
+  std::string seal(std::string_view plain, std::string_view aad) const {
+    std::string blob(12 + plain.size() + 16, '\0');
+    auto* out = reinterpret_cast<unsigned char*>(blob.data());
+    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+    int len = 0;
+    bool ok = ctx && RAND_bytes(out, 12) == 1 &&
+              EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+              EVP_EncryptInit_ex(ctx, nullptr, nullptr, reinterpret_cast<const unsigned char*>(key_.data()),
+                                 out) == 1 &&
+              EVP_EncryptUpdate(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(aad.data()),
+                                static_cast<int>(aad.size())) == 1 &&
+              EVP_EncryptUpdate(ctx, out + 12, &len, reinterpret_cast<const unsigned char*>(plain.data()),
+                                static_cast<int>(plain.size())) == 1 &&
+              EVP_EncryptFinal_ex(ctx, out + 12 + len, &len) == 1 &&
+              EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, out + 12 + plain.size()) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    if (!ok) return {};
+    std::string b64(4 * ((blob.size() + 2) / 3) + 1, '\0');
+    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), out, static_cast<int>(blob.size()));
+    b64.resize(static_cast<size_t>(n));
+    return "fe1:" + id_ + ":" + b64;
+  }
+
+ private:
+  std::string key_;
+  std::string id_;
+};
+
 class Record final : public ferry::sdk::Filter {
  public:
   explicit Record(Audit& owner) : owner_(owner) {}
@@ -129,7 +193,8 @@ class Record final : public ferry::sdk::Filter {
 class Audit final : public ferry::sdk::Middleware {
  public:
   explicit Audit(ferry::sdk::Config& c) {
-    c.reject_unknown_keys({"path", "bodies", "max_bytes", "keep", "max_queue", "redact_keys"});
+    c.reject_unknown_keys(
+        {"path", "bodies", "max_bytes", "keep", "max_queue", "redact_keys", "encryption_key_env"});
     std::string path = c.required_string("/path");
     bodies_ = c.json().boolean("/bodies").value_or(false);
     auto max_bytes = static_cast<uint64_t>(c.integer("/max_bytes", 100 << 20, 4096, int64_t{1} << 40));
@@ -141,6 +206,14 @@ class Audit final : public ferry::sdk::Middleware {
       for (size_t i = 0, n = c.json().size("/redact_keys"); i < n; ++i)
         redact_keys_.emplace_back(c.json().string("/redact_keys/" + std::to_string(i)).value_or(""));
     }
+    if (auto env = c.string("/encryption_key_env"); !env.empty()) {
+      auto key = ferry::sdk::secret(env);
+      std::string error = key ? "" : "is not set";
+      if (key) sealer_ = std::make_unique<BodySealer>(*key, error);
+      if (!error.empty())
+        c.error("/encryption_key_env",
+                "environment variable " + env + " " + error + " (it should hold a 32-byte key)");
+    }
     if (c.failed()) return;
     writer_ = std::make_unique<Writer>(path, max_bytes, keep, max_queue);
     if (!writer_->ok()) c.error("/path", "cannot open " + path + " for appending");
@@ -151,6 +224,7 @@ class Audit final : public ferry::sdk::Middleware {
   }
   bool bodies() const { return bodies_; }
   Writer& writer() { return *writer_; }
+  const BodySealer* sealer() const { return sealer_.get(); }
 
   // The document as JSON with the values of secret-looking members replaced,
   // and API-key-like strings anywhere masked.
@@ -200,6 +274,7 @@ class Audit final : public ferry::sdk::Middleware {
 
   bool bodies_ = false;
   std::vector<std::string> redact_keys_;
+  std::unique_ptr<BodySealer> sealer_;  // bodies sealed at rest when set
   std::unique_ptr<Writer> writer_;
 };
 
@@ -237,11 +312,21 @@ void Record::on_complete(Context& ctx, const ferry_request_summary& s) {
   for (const char* tag : {"key", "user", "team"})
     if (auto v = ctx.tag(tag)) w.key(tag).value(*v);
   if (owner_.bodies()) {
-    if (!request_.empty()) w.key("request").raw(request_);
+    // Sealed, a body is a string that only `ferry audit decrypt` opens.
+    const BodySealer* seal = owner_.sealer();
+    auto body = [&](const char* key, const std::string& json_text, bool raw) {
+      if (seal)
+        w.key(key).value(seal->seal(json_text, sv(s.request_id)));
+      else if (raw)
+        w.key(key).raw(json_text);
+      else
+        w.key(key).value(json_text);
+    };
+    if (!request_.empty()) body("request", request_, true);
     if (!response_.empty())
-      w.key("response").raw(response_);
+      body("response", response_, true);
     else if (s.stream)
-      w.key("response_text").value(streamed_);
+      body("response_text", streamed_, false);
   }
   w.end_object();
   owner_.writer().push(w.take());
