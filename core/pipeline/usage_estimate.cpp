@@ -66,20 +66,26 @@ int64_t estimate_prompt_tokens(const Value& request, int64_t image_tokens) {
 }
 
 // A scan of the chunk's text, not a parse: most chunks are never parsed.
+// It stops at each colon (a chunk has a dozen) and looks back for one of the
+// keys that hold answer text, so it costs little more than one memchr pass.
 void ForwardedText::add(std::string_view chunk) {
+  auto ws = [](char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; };
   uint64_t before = bytes;
-  auto ws = [&](size_t i) {
-    while (i < chunk.size() && (chunk[i] == ' ' || chunk[i] == '\n' || chunk[i] == '\t' || chunk[i] == '\r'))
-      ++i;
-    return i;
-  };
-  for (std::string_view key : {"\"content\"", "\"arguments\"", "\"reasoning_content\"", "\"refusal\""}) {
-    for (size_t at = chunk.find(key); at != std::string_view::npos; at = chunk.find(key, at + key.size())) {
-      size_t i = ws(at + key.size());
-      if (i >= chunk.size() || chunk[i] != ':') continue;
-      i = ws(i + 1);
-      if (i < chunk.size() && chunk[i] == '"') bytes += string_bytes(chunk, i);
-    }
+  size_t i = 0;
+  while ((i = chunk.find(':', i)) != std::string_view::npos) {
+    size_t colon = i++;
+    size_t k = colon;
+    while (k > 0 && ws(chunk[k - 1])) --k;
+    std::string_view key = chunk.substr(0, k);
+    if (!key.ends_with("\"content\"") && !key.ends_with("\"arguments\"") && !key.ends_with("\"refusal\"") &&
+        !key.ends_with("\"reasoning_content\""))
+      continue;
+    size_t j = colon + 1;
+    while (j < chunk.size() && ws(chunk[j])) ++j;
+    if (j >= chunk.size() || chunk[j] != '"') continue;
+    size_t n = string_bytes(chunk, j);
+    bytes += n;
+    i = j + n + 2;  // past the string: its colons are text
   }
   if (bytes > before) ++pieces;
 }

@@ -231,6 +231,24 @@ TEST_F(HostileHttp, AHeadThatNeverEndsIsClosedAfterTheHeaderTimeout) {
   EXPECT_EQ(rest, "");
 }
 
+// What held up in the attack, kept: a request whose length two headers
+// disagree on is refused, not split into two requests (smuggling).
+TEST_F(HostileHttp, ARequestWithTwoLengthsIsRefusedNotSmuggled) {
+  std::string body = chat_body("m", "hi");
+  std::string smuggled = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  for (const std::string& lengths :
+       {"Content-Length: " + std::to_string(body.size()) + "\r\nTransfer-Encoding: chunked\r\n",
+        "Content-Length: " + std::to_string(body.size()) + "\r\nContent-Length: 5\r\n"}) {
+    RawClient c(f_->address());
+    ASSERT_TRUE(
+        c.send("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n" + lengths + "\r\n" + body + smuggled));
+    std::string reply = c.read_until_close();
+    EXPECT_TRUE(reply.starts_with("HTTP/1.1 400")) << lengths << ": " << reply;
+    EXPECT_EQ(reply.find("\"status\":\"ok\""), std::string::npos)
+        << "the smuggled /health was answered: " << reply;
+  }
+}
+
 class Connections : public testing::Test {};
 
 TEST_F(Connections, IdleConnectionsPastTheLimitAreShedOldestFirstAndRequestsStillServed) {
