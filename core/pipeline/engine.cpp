@@ -310,8 +310,6 @@ class Call {
   }
 
   // ---- providers
-  // An attempt went wrong: before the first byte the next provider may take
-  // over (kFailed); after it, the stream ends with an error event (kFinished).
   // The request was cancelled: a client that went away gets nothing (499);
   // one whose request a drain gave up on is told why, if nothing was sent.
   asio::awaitable<void> abandon() {
@@ -323,6 +321,8 @@ class Call {
       o_.error = ctx_.cancel_reason();
     }
   }
+  // An attempt went wrong: before the first byte the next provider may take
+  // over (kFailed); after it, the stream ends with an error event (kFinished).
   asio::awaitable<Result> fail(Failure f) {
     // What a cancelled attempt failed with is the cancellation, not the upstream.
     if (ctx_.cancelled() && !ctx_.cancel_reason().empty()) f.message = ctx_.cancel_reason();

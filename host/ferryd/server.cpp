@@ -440,18 +440,21 @@ struct Server::Impl {
       BeastWriter out(conn.stream, id, req.keep_alive() && !draining.load(), options.idle_timeout,
                       req.version());
       bool again = false;
+      bool failed = false;
       std::string failure;
       {
         ActiveCount active(w.active_requests);
         try {
           again = co_await handle(w, conn, req, peer, id, out);
         } catch (const std::exception& e) {
+          failed = true;
           failure = e.what();
         } catch (...) {
+          failed = true;
           failure = "an exception that is not a std::exception";
         }
       }
-      if (!failure.empty()) {
+      if (failed) {
         // A bug, but one request's: log it with its id, answer if nothing was
         // sent yet, and close this connection (its state is unknown).
         log::get().error("[{}] request failed inside the gateway: {}", id, failure);

@@ -359,7 +359,10 @@ std::optional<std::string> parse_instance_faults(std::string_view body, Instance
   json doc = json::parse(body.begin(), body.end(), nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) return "fault spec must be a JSON object";
 
-  for (const auto& [key, value] : doc.items()) {
+  // Not a structured binding: clang before 16 cannot capture one in a lambda.
+  for (const auto& item : doc.items()) {
+    const auto& key = item.key();
+    const auto& value = item.value();
     if (value.is_null()) continue;
     auto as_int = [&](std::optional<int>& dst) -> bool {
       if (!value.is_number_integer()) return false;
