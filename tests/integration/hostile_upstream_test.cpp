@@ -242,5 +242,17 @@ TEST(UpstreamStreamErrors, AnErrorEventEndsTheStreamOrFailsOverBeforeTheFirstByt
   }
 }
 
+// What held up, kept: an upstream stream event past the SSE parser's 8 MiB
+// bound ends the stream with an error event; nothing is buffered past it.
+TEST(UpstreamGarbage, AStreamEventLargerThanTheBoundEndsTheStreamNotTheDaemon) {
+  MockUpstream up({"--words", "1100000"});  // ≈ 9 MB of reply...
+  auto f = Ferryd::start(one_provider(up));
+  auto s = http_post_sse(f->address(), "/v1/chat/completions",
+                         chat_body("m", "hi [[fault:big_chunks=2000000]]", R"("stream":true)"));  // ...in one event
+  EXPECT_TRUE(s.ends_with_done()) << s.raw.substr(0, 300);
+  EXPECT_NE(s.raw.find("sent an oversized stream event"), std::string::npos) << s.raw.substr(0, 300);
+  expect_healthy(f->address());
+}
+
 }  // namespace
 }  // namespace ferry::test
