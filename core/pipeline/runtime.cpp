@@ -121,11 +121,9 @@ void Runtime::warn_unauthenticated_key_limits(const config::Config& cfg, const c
     const config::PluginBlock* block = cfg.middleware_block(pl.middleware[i]->name);
     if (!block || !counts_per_key(block->options)) continue;
     log::get().warn(
-        "[pipelines.{}] middleware '{}' ({}) limits per key, but no auth plugin runs before it: without one "
-        "a "
-        "key is a hash of the client's Authorization header, and a client that changes the header escapes "
-        "the "
-        "limit. Put \"auth\" first in the pipeline's middleware (see "
+        "[pipelines.{}] middleware '{}' ({}) limits per key, but no auth plugin runs before it: without "
+        "one a key is a hash of the client's Authorization header, and a client that changes the header "
+        "escapes the limit. Put \"auth\" first in the pipeline's middleware (see "
         "plugins/middleware/rate_limit/README.md).",
         pc.name, pl.middleware[i]->name, plugin);
   }

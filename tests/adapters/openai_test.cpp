@@ -202,6 +202,32 @@ TEST_F(OpenAI, TurnsAnErrorEventIntoASinkError) {
   EXPECT_TRUE(matches_golden(r.json(), "openai/stream/error_event.expected.json"));
 }
 
+// The status of a stream error is what classes it (retry, failover, return):
+// a rate limit or an overload announced in the stream keeps its class.
+TEST_F(OpenAI, AStreamErrorKeepsTheClassItsTypeOrCodeNames) {
+  struct Case {
+    const char* error;
+    int status;
+    const char* type;
+  };
+  for (const Case& c : {
+           Case{R"({"type":"rate_limit_error","message":"slow down"})", 429, "rate_limit_error"},
+           Case{R"({"type":"requests","code":"rate_limit_exceeded","message":"slow down"})", 429, "requests"},
+           Case{R"({"type":"server_error","code":"overloaded","message":"busy"})", 503, "server_error"},
+           Case{R"({"type":"invalid_request_error","code":"context_length_exceeded","message":"long"})", 400,
+                "context_length_exceeded"},
+           Case{R"({"type":"server_error","message":"oops"})", 502, "server_error"},
+       }) {
+    auto a = make();
+    ASSERT_TRUE(a);
+    auto r = a->stream(std::vector<Sse>{{"", std::string(R"({"error":)") + c.error + "}", ""}});
+    ASSERT_EQ(r.events.size(), 1u) << c.error;
+    EXPECT_EQ(r.events[0].kind, Kind::kError) << c.error;
+    EXPECT_EQ(r.events[0].status, c.status) << c.error;
+    EXPECT_EQ(r.events[0].type, c.type) << c.error;
+  }
+}
+
 TEST_F(OpenAI, PassesThroughAChunkWhoseFinishReasonIsError) {
   // Some OpenAI-compatible routers end a choice with finish_reason "error":
   // the text mentions "error" but there is no error object.

@@ -84,7 +84,9 @@ TEST(UpstreamSecrets, ACredentialAnUpstreamEchoesReachesNoClientAndNoLog) {
       {}, {"FERRY_TEST_KEY_A=" + key, "FERRY_TEST_KEY_B=" + odd_key});
   a.set_faults(R"({"status":401,"echo_auth":true})");
   b.set_faults(R"({"status":403,"echo_auth":true})");
-  auto r = http_post(f->address(), "/v1/chat/completions", chat_body("m", "hi"),
+  // The client's own key is in its header and, pasted by mistake, in its prompt.
+  auto r = http_post(f->address(), "/v1/chat/completions",
+                     chat_body("m", "my gateway key is fk-client-0123456789abcdef0123, keep it"),
                      {{"authorization", "Bearer fk-client-0123456789abcdef0123"}});
   EXPECT_EQ(r.status, 502) << r.body;
   // The echo did reach ferryd (so the test proves something)...
@@ -106,6 +108,7 @@ TEST(UpstreamSecrets, ACredentialAnUpstreamEchoesReachesNoClientAndNoLog) {
   EXPECT_EQ(lines.str().find(key), std::string::npos) << lines.str();
   EXPECT_EQ(lines.str().find(odd_key), std::string::npos) << lines.str();
   EXPECT_EQ(lines.str().find("fk-client-0123456789abcdef0123"), std::string::npos) << lines.str();
+  EXPECT_NE(lines.str().find("my gateway key is fk-[REDACTED]"), std::string::npos) << lines.str();
 }
 
 // Bytes after a complete response were served as the next client's answer
@@ -247,8 +250,9 @@ TEST(UpstreamStreamErrors, AnErrorEventEndsTheStreamOrFailsOverBeforeTheFirstByt
 TEST(UpstreamGarbage, AStreamEventLargerThanTheBoundEndsTheStreamNotTheDaemon) {
   MockUpstream up({"--words", "1100000"});  // ≈ 9 MB of reply...
   auto f = Ferryd::start(one_provider(up));
-  auto s = http_post_sse(f->address(), "/v1/chat/completions",
-                         chat_body("m", "hi [[fault:big_chunks=2000000]]", R"("stream":true)"));  // ...in one event
+  auto s = http_post_sse(
+      f->address(), "/v1/chat/completions",
+      chat_body("m", "hi [[fault:big_chunks=2000000]]", R"("stream":true)"));  // ...in one event
   EXPECT_TRUE(s.ends_with_done()) << s.raw.substr(0, 300);
   EXPECT_NE(s.raw.find("sent an oversized stream event"), std::string::npos) << s.raw.substr(0, 300);
   expect_healthy(f->address());

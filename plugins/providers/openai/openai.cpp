@@ -27,6 +27,21 @@ std::string_view default_error_type(int status) {
   return "invalid_request_error";
 }
 
+// The HTTP status a stream error event stands for, from its error type or
+// code: the status is what classes the failure (retry, failover, return), so
+// a rate limit announced mid-stream stays a rate limit, not a 502.
+int stream_error_status(std::string_view type, std::string_view code) {
+  for (std::string_view s : {type, code}) {
+    if (s == "rate_limit_error" || s == "rate_limit_exceeded" || s == "insufficient_quota" || s == "tokens" ||
+        s == "requests")
+      return 429;
+    if (s == "timeout" || s == "timeout_error") return 504;
+    if (s == "context_length_exceeded") return 400;
+    if (s == "overloaded" || s == "overloaded_error" || s == "service_unavailable") return 503;
+  }
+  return 502;
+}
+
 class StreamParser final : public ferry::sdk::StreamParser {
  public:
   Status on_event(Context&, const SseEvent& ev, Sink& sink) override {
@@ -34,7 +49,10 @@ class StreamParser final : public ferry::sdk::StreamParser {
     // Only an event that mentions "error" is worth a look at its tree.
     if (ev.data.find("\"error\"") != std::string_view::npos && ev.json.type("/error") == FERRY_JSON_OBJECT) {
       auto message = ev.json.string("/error/message").value_or("upstream sent an error event");
-      return sink.error(502, ev.json.string("/error/type").value_or("server_error"),
+      auto type = ev.json.string("/error/type").value_or("server_error");
+      auto code = ev.json.string("/error/code").value_or("");
+      // A context-length refusal keeps its code as the type: that is what classes it.
+      return sink.error(stream_error_status(type, code), code == "context_length_exceeded" ? code : type,
                         "stream error from upstream: " + std::string(message));
     }
     return sink.chunk(ev.data);
