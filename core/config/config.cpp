@@ -480,6 +480,24 @@ LoadResult load_string(std::string_view text, const std::string& path) {
     }
   }
 
+  if (auto t = top.table("frontends")) {
+    for (auto&& [k, v] : *t) {
+      std::string name(k.str());
+      auto title = table_title("frontends", name);
+      auto ft = v.as_table();
+      if (!ft) {
+        errors.push_back({pos_of(v.source(), path), title + " must be a table, not " + type_name(v)});
+        continue;
+      }
+      TableReader r(*ft, title, path, errors);
+      FrontendConfig f;
+      f.block = read_block(r, v, name, title, path);
+      r.string_array("models", f.models, nullptr);
+      f.block.options = r.rest();
+      cfg->frontends.push_back(std::move(f));
+    }
+  }
+
   std::map<std::string, std::string> model_owner;
   if (auto t = top.table("pipelines")) {
     for (auto&& [k, v] : *t) {

@@ -146,6 +146,13 @@ struct PipelineConfig {
   resilience::Policy policy;
 };
 
+// A front door (ABI 1.3): [frontends.NAME]. `models` (globs) limits what it
+// exposes; empty means every model the pipelines serve.
+struct FrontendConfig {
+  PluginBlock block;
+  std::vector<std::string> models;
+};
+
 struct Config {
   std::string path;
   std::vector<std::string> plugin_dirs;  // absolute
@@ -157,6 +164,9 @@ struct Config {
   std::vector<ProviderConfig> providers;
   std::vector<PluginBlock> middleware;  // declared [middleware.NAME] blocks
   std::vector<PipelineConfig> pipelines;
+  // Declared [frontends.NAME] blocks; without any, the built-in openai and
+  // anthropic frontends serve with their defaults.
+  std::vector<FrontendConfig> frontends;
   // Keeps the parsed document alive for PluginBlock::source.
   std::shared_ptr<toml::table> document;
 

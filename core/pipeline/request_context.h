@@ -53,11 +53,18 @@ class RequestContext {
   std::string model;
   std::string provider;  // current attempt
   bool stream = false;
-  // What the client asks for: POST /v1/chat/completions or /v1/embeddings.
-  enum class Operation { kChat, kEmbeddings } operation = Operation::kChat;
+  // What the client asks for: a chat completion, embeddings, or the model list.
+  enum class Operation { kChat, kEmbeddings, kModels } operation = Operation::kChat;
   const char* operation_name() const {
-    return operation == Operation::kChat ? "chat.completions" : "embeddings";
+    switch (operation) {
+      case Operation::kChat: return "chat.completions";
+      case Operation::kEmbeddings: return "embeddings";
+      case Operation::kModels: return "models";
+    }
+    return "chat.completions";
   }
+  // The frontend instance ([frontends.NAME]) the request came in through.
+  std::string frontend;
   // A plugin's own request through the pipelines (ctx_call): no middleware,
   // never streamed, no access log line.
   bool internal = false;

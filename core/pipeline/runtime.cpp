@@ -85,6 +85,7 @@ std::unique_ptr<Instance<Vtable>> create_instance(plugin::Registry& registry, fe
 
 Runtime::~Runtime() {
   // Instances go before the registry unloads their libraries.
+  frontends_.clear();
   pipelines_.clear();
   middleware_.clear();
   providers_.clear();
@@ -219,8 +220,64 @@ std::unique_ptr<Runtime> Runtime::build(std::shared_ptr<const config::Config> cf
     rt->pipelines_.push_back(std::move(pl));
   }
 
+  rt->build_frontends(errors);
   if (errors.size() != before) return nullptr;
   return rt;
+}
+
+bool Frontend::exposes(std::string_view model) const {
+  if (models.empty()) return true;
+  std::string name(model);
+  for (const auto& pattern : models)
+    if (::fnmatch(pattern.c_str(), name.c_str(), 0) == 0) return true;
+  return false;
+}
+
+void Runtime::build_frontends(std::vector<config::Diagnostic>& errors) {
+  std::vector<config::FrontendConfig> blocks = config_->frontends;
+  if (blocks.empty()) {
+    // No [frontends]: OpenAI and Anthropic clients are both served.
+    for (const char* name : {"openai", "anthropic"}) {
+      config::FrontendConfig f;
+      f.block.name = f.block.plugin = name;
+      f.block.title = std::string("the default frontend '") + name + "'";
+      f.block.pos = {config_->path, 1, 1};
+      blocks.push_back(std::move(f));
+    }
+  }
+  for (const auto& fc : blocks) {
+    auto f = std::make_unique<Frontend>();
+    f->name = fc.block.name;
+    f->models = fc.models;
+    f->plugin =
+        create_instance(registry_, FERRY_KIND_FRONTEND, fc.block, &ferry_plugin_info::frontend, errors);
+    if (!f->plugin) continue;
+    const auto& vt = f->plugin->vt();
+    const ferry_route* routes = nullptr;
+    size_t count = 0;
+    if (!vt.routes || !vt.decode || vt.routes(f->plugin->instance(), &routes, &count) != FERRY_OK ||
+        (count && !routes)) {
+      errors.push_back({fc.block.pos, fc.block.title + ": frontend plugin '" + f->plugin->library().name() +
+                                          "' did not list its routes"});
+      continue;
+    }
+    for (size_t i = 0; i < count; ++i) {
+      ferry_route r{};
+      std::memcpy(&r, &routes[i], std::min(routes[i].struct_size, sizeof r));
+      if (!r.method || !r.path || r.path[0] != '/') {
+        errors.push_back({fc.block.pos, fc.block.title + ": route " + std::to_string(i) +
+                                            " has no method or no absolute path"});
+        continue;
+      }
+      f->routes.push_back(r);
+    }
+    for (size_t i = 0; i < f->routes.size(); ++i) {
+      const ferry_route& r = f->routes[i];
+      std::string clash = routes_.add({r.method, r.path, r.header ? r.header : "", f.get(), i});
+      if (!clash.empty()) errors.push_back({fc.block.pos, fc.block.title + ": " + clash});
+    }
+    frontends_.push_back(std::move(f));
+  }
 }
 
 const char* Runtime::event_name(ferry_event_type type) {

@@ -18,6 +18,7 @@
 #include "core/config/config.h"
 #include "core/http/upstream_client.h"
 #include "core/json/doc.h"
+#include "core/pipeline/route_table.h"
 #include "core/plugin/plugin_library.h"
 #include "core/resilience/breaker.h"
 #include "core/resilience/latency.h"
@@ -128,6 +129,16 @@ struct Middleware {
   std::unique_ptr<Instance<ferry_middleware_vtable>> plugin;
 };
 
+// A front door (ABI 1.3): one client dialect, serving the routes it claims.
+struct Frontend {
+  std::string name;
+  std::vector<std::string> models;  // globs it exposes; empty: every model
+  std::unique_ptr<Instance<ferry_frontend_vtable>> plugin;
+  std::vector<ferry_route> routes;  // the plugin's, copied into host-sized structs
+  // Whether this door may serve `model` ([frontends.NAME] models).
+  bool exposes(std::string_view model) const;
+};
+
 struct Pipeline {
   std::string name;
   std::vector<std::string> models;
@@ -154,6 +165,8 @@ class Runtime {
   const std::vector<std::unique_ptr<Pipeline>>& pipelines() const { return pipelines_; }
   const std::vector<std::unique_ptr<Provider>>& providers() const { return providers_; }
   const std::vector<std::unique_ptr<Middleware>>& middleware() const { return middleware_; }
+  const std::vector<std::unique_ptr<Frontend>>& frontends() const { return frontends_; }
+  const RouteTable& routes() const { return routes_; }
   const config::Config& config() const { return *config_; }
 
   // An event: logged, and given to every middleware with on_event (ABI 1.1).
@@ -171,6 +184,7 @@ class Runtime {
 
  private:
   explicit Runtime(std::vector<std::string> dirs) : registry_(std::move(dirs)) {}
+  void build_frontends(std::vector<config::Diagnostic>& errors);
   static void warn_unauthenticated_key_limits(const config::Config& cfg, const config::PipelineConfig& pc,
                                               const Pipeline& pl);
 
@@ -179,6 +193,8 @@ class Runtime {
   std::vector<std::unique_ptr<Provider>> providers_;
   std::vector<std::unique_ptr<Middleware>> middleware_;
   std::vector<std::unique_ptr<Pipeline>> pipelines_;
+  std::vector<std::unique_ptr<Frontend>> frontends_;
+  RouteTable routes_;
   std::unordered_map<std::string, const Pipeline*> by_model_;
   // Patterns such as "claude-*", tried in config order after the exact names.
   std::vector<std::pair<std::string, const Pipeline*>> by_pattern_;

@@ -255,6 +255,7 @@ ferry_status host_ctx_get(const ferry_ctx* c, ferry_ctx_field field, ferry_view*
     case FERRY_CTX_CLIENT_ADDR: *out = fv(r->client_addr); return FERRY_OK;
     case FERRY_CTX_STREAM: *out = fv(r->stream ? "1" : "0"); return FERRY_OK;
     case FERRY_CTX_OPERATION: *out = fv(r->operation_name()); return FERRY_OK;
+    case FERRY_CTX_FRONTEND: *out = fv(r->frontend); return FERRY_OK;
     default: return FERRY_ERR_NOT_FOUND;
   }
 }
@@ -482,6 +483,55 @@ ferry_status host_sink_error(ferry_sink* s, int32_t status, ferry_view type, fer
   return sink(s)->push({Kind::kError, {}, status, std::string(sv(type)), std::string(sv(message)), false});
 }
 
+// ---------------------------------------------------------------- frontend output (1.3)
+
+FrontendOutput* output(ferry_output* o) { return reinterpret_cast<FrontendOutput*>(o); }
+
+ferry_status host_output_header(ferry_output* o, ferry_view name, ferry_view value) {
+  if (!o || !valid_header(sv(name), sv(value))) return FERRY_ERR_INVALID_ARGUMENT;
+  output(o)->headers.set(sv(name), sv(value));
+  return FERRY_OK;
+}
+
+ferry_status host_output_body(ferry_output* o, int32_t status, ferry_view content_type, ferry_view body) {
+  if (!o || status < 200 || status > 599 || !valid_header("content-type", sv(content_type)))
+    return FERRY_ERR_INVALID_ARGUMENT;
+  auto* out = output(o);
+  if (out->has_body || !out->events.empty()) return FERRY_ERR_BAD_STATE;
+  out->has_body = true;
+  out->status = status;
+  out->content_type.assign(sv(content_type));
+  out->body.assign(sv(body));
+  return FERRY_OK;
+}
+
+ferry_status host_output_event(ferry_output* o, ferry_view event, ferry_view data) {
+  if (!o) return FERRY_ERR_INVALID_ARGUMENT;
+  std::string_view name = sv(event), text = sv(data);
+  if (name.find_first_of("\r\n") != std::string_view::npos) return FERRY_ERR_INVALID_ARGUMENT;
+  auto* out = output(o);
+  if (out->has_body) return FERRY_ERR_BAD_STATE;
+  if (!name.empty()) out->events.append("event: ").append(name).append("\n");
+  // A line break inside the data would end the field: each line is a data line of its own.
+  for (;;) {
+    size_t nl = text.find_first_of("\r\n");
+    out->events.append("data: ").append(text.substr(0, nl)).append("\n");
+    if (nl == std::string_view::npos) break;
+    text.remove_prefix(nl + (text.compare(nl, 2, "\r\n") == 0 ? 2 : 1));
+  }
+  out->events.append("\n");
+  return FERRY_OK;
+}
+
+ferry_status host_output_error(ferry_output* o, int32_t status, ferry_view type, ferry_view message) {
+  if (!o || status < 400 || status > 599) return FERRY_ERR_INVALID_ARGUMENT;
+  auto* out = output(o);
+  out->error_status = status;
+  out->error_type.assign(sv(type));
+  out->error_message.assign(sv(message));
+  return FERRY_OK;
+}
+
 const ferry_host_api kHostApi = [] {
   ferry_host_api a{};
   a.struct_size = sizeof a;
@@ -529,6 +579,10 @@ const ferry_host_api kHostApi = [] {
   a.json_parse = host_json_parse;
   a.json_free = host_json_free;
   a.ctx_call = host_ctx_call;
+  a.output_header = host_output_header;
+  a.output_body = host_output_body;
+  a.output_event = host_output_event;
+  a.output_error = host_output_error;
   return a;
 }();
 

@@ -43,6 +43,21 @@ struct UpstreamBuild {
   json::Doc* body_doc = nullptr;  // upstream_set_body_json: serialized after build_request
 };
 
+// What a frontend wrote during one hook (ABI 1.3 output_*): a whole answer,
+// framed Server-Sent Events, or (decode) the client's error.
+struct FrontendOutput {
+  util::Headers headers;
+  bool has_body = false;
+  int status = 0;
+  std::string content_type;
+  std::string body;
+  std::string events;  // "event: ...\ndata: ...\n\n", ready for the wire
+  int error_status = 0;
+  std::string error_type;
+  std::string error_message;
+};
+inline ferry_output* handle(FrontendOutput* o) { return reinterpret_cast<ferry_output*>(o); }
+
 // Conversions between ABI handles and the host objects behind them. The ABI
 // types are incomplete, so these are plain pointer reinterpretations.
 inline ferry_json* handle(json::Doc* d) { return reinterpret_cast<ferry_json*>(d); }

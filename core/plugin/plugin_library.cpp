@@ -20,6 +20,7 @@ const char* kind_name(ferry_plugin_kind kind) {
     case FERRY_KIND_PROVIDER: return "provider";
     case FERRY_KIND_ROUTER: return "router";
     case FERRY_KIND_MIDDLEWARE: return "middleware";
+    case FERRY_KIND_FRONTEND: return "frontend";
     default: return "unknown";
   }
 }
@@ -83,6 +84,15 @@ std::string validate(const ferry_plugin_info* info) {
         return "middleware vtable missing or too small";
       if (!info->middleware->create || !info->middleware->destroy)
         return "middleware vtable lacks create/destroy";
+      return {};
+    case FERRY_KIND_FRONTEND:
+      // A kind of 1.3: its description must reach the frontend member.
+      if (info->struct_size < offsetof(ferry_plugin_info, frontend) + sizeof(void*) || !info->frontend ||
+          info->frontend->struct_size < offsetof(ferry_frontend_vtable, encode_error) + sizeof(void*))
+        return "frontend vtable missing or too small";
+      if (!info->frontend->create || !info->frontend->destroy || !info->frontend->routes ||
+          !info->frontend->decode || !info->frontend->encode_response || !info->frontend->encode_error)
+        return "frontend vtable lacks create/destroy/routes/decode/encode_response/encode_error";
       return {};
     default: return "unknown plugin kind " + std::to_string(info->kind);
   }

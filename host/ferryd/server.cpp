@@ -30,8 +30,10 @@
 #include "core/log/log.h"
 #include "core/metrics/metrics.h"
 #include "core/pipeline/engine.h"
+#include "core/pipeline/request_checks.h"
 #include "core/plugin/host_api.h"
 #include "core/util/headers.h"
+#include "host/ferryd/frontend_writer.h"
 
 namespace ferry::host {
 namespace {
@@ -205,7 +207,7 @@ void run_on_thread(Worker& w, const char* what) {
 
 // Writes the engine's answer onto a Beast stream. An HTTP/1.0 client gets a
 // stream as a body that ends when the connection closes (it knows no chunks).
-class BeastWriter final : public pipeline::ClientWriter {
+class BeastWriter final : public HttpWriter {
  public:
   BeastWriter(beast::tcp_stream& stream, std::string_view request_id, bool keep_alive,
               std::chrono::milliseconds timeout, unsigned version = 11)
@@ -216,10 +218,11 @@ class BeastWriter final : public pipeline::ClientWriter {
         version_(version),
         chunked_(version >= 11) {}
 
-  asio::awaitable<bool> send_json(int status, std::string_view body, const util::Headers& headers) override {
+  asio::awaitable<bool> send(int status, std::string_view content_type, std::string_view body,
+                             const util::Headers& headers) override {
     started_ = true;
     bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(status), version_};
-    res.set(bhttp::field::content_type, "application/json");
+    res.set(bhttp::field::content_type, content_type);
     res.set("x-request-id", request_id_);
     for (const auto& h : headers) res.set(h.name, h.value);
     res.keep_alive(keep_alive_);
@@ -231,23 +234,28 @@ class BeastWriter final : public pipeline::ClientWriter {
     co_return ok_;
   }
 
+  // The gateway's own JSON answers (health, models, errors outside a frontend).
+  asio::awaitable<bool> send_json(int status, std::string_view body, const util::Headers& headers) {
+    bool sent = co_await send(status, "application/json", body, headers);
+    co_return sent;
+  }
+
   // The head is written by hand: it is small and fixed, and it then leaves in
   // the same write as the first events.
-  void begin_events(const util::Headers& headers) override {
+  void begin_stream(std::string_view content_type, const util::Headers& headers) override {
     started_ = true;
     if (!chunked_) keep_alive_ = false;  // the end of the body is the end of the connection
-    head_ =
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: "
-        "no\r\n";
+    head_ = "HTTP/1.1 200 OK\r\nContent-Type: ";
+    head_.append(content_type).append("\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n");
     head_.append("x-request-id: ").append(request_id_).append("\r\n");
     for (const auto& h : headers) head_.append(h.name).append(": ").append(h.value).append("\r\n");
     head_.append(keep_alive_ ? "Connection: keep-alive\r\n" : "Connection: close\r\n");
     head_.append(chunked_ ? "Transfer-Encoding: chunked\r\n\r\n" : "\r\n");
   }
 
-  void queue_event(std::string_view data) override { events_.append("data: ").append(data).append("\n\n"); }
+  void queue(std::string_view bytes) override { events_.append(bytes); }
 
-  void end_events() override { ended_ = true; }
+  void end_stream() override { ended_ = true; }
 
   asio::awaitable<bool> flush() override {
     if (!ok_) co_return false;
@@ -517,73 +525,167 @@ struct Server::Impl {
     bool keep_alive = out.keep_alive();
     std::string_view target(req.target().data(), req.target().size());
     std::string_view path = target.substr(0, target.find('?'));
-    auto method = req.method();
+    std::string_view method(req.method_string().data(), req.method_string().size());
 
-    if (path == "/v1/chat/completions" || path == "/v1/embeddings") {
-      if (method != bhttp::verb::post) {
-        co_await method_not_allowed(out, id, req, "POST");
-        co_return keep_alive&& out.ok();
-      }
-      pipeline::RequestContext ctx(w.io.get_executor(), id);
-      RequestEntry in_flight(w, ctx);
-      ctx.received_at = received;
-      ctx.client_addr = peer;
-      for (const auto& f : req) ctx.client_headers.add(f.name_string(), f.value());
-      ctx.request = json::Doc::from_text(std::move(req.body()), &request_limits);
-      pipeline::Outcome o;
-      {
-        ClientWatch watch(conn.watch, conn.stream.socket(), ctx);
-        if (path == "/v1/embeddings")
-          o = co_await w.engine->embeddings(ctx, out);
-        else
-          o = co_await w.engine->chat_completions(ctx, out);
-      }
-      auto latency =
-          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - received);
-      record(o, latency);
-      if (options.access_log) {
-        // Plugins' request tags (auth's key, user, team ...), quoted as JSON strings.
-        std::string tags;
-        for (const auto& [name, value] : ctx.tags)
-          tags += " tag." + json::printable(name, 64) + "=" + json::dump(Value(value));
-        log::get().info(
-            "access request_id={} method=POST path={} status={} model={} pipeline={} provider={} tried={} "
-            "attempts={} retries={} stream={} latency_ms={} ttfb_ms={} tokens_in={} tokens_out={}{}{}{}{}",
-            id, path, o.status, ctx.model.empty() ? "-" : json::dump(Value(ctx.model)),
-            o.pipeline.empty() ? "-" : o.pipeline, o.provider.empty() ? "-" : o.provider,
-            o.tried.empty() ? "-" : o.tried, o.attempts, o.retries, o.stream, fmt_ms(latency), fmt_ms(o.ttfb),
-            o.prompt_tokens, o.completion_tokens, o.usage_estimated ? " usage=estimated" : "",
-            o.error.empty() ? "" : " error=", o.error.empty() ? "" : json::dump(Value(o.error)), tags);
-      }
-      co_return keep_alive&& out.ok() && o.status != 499;
-    }
-
-    int status = 200;
-    if (path == "/v1/models" || path == "/health" || path == "/metrics") {
-      if (method != bhttp::verb::get && method != bhttp::verb::head) {
+    // The gateway's own endpoints; every client dialect is a frontend's route.
+    if (path == "/health" || path == "/metrics") {
+      if (req.method() != bhttp::verb::get && req.method() != bhttp::verb::head) {
         co_await method_not_allowed(out, id, req, "GET");
         co_return keep_alive&& out.ok();
       }
       if (path == "/metrics") {
         co_await send_text(conn, id, keep_alive, metrics_text());
       } else {
-        // Bound to a local first: g++ 12 destroys a ?: temporary inside a
-        // co_await expression twice.
-        std::string body = path == "/health" ? health_json() : models_json();
+        std::string body = health_json();
         co_await out.send_json(200, body, {});
       }
-    } else {
-      status = 404;
+      co_return keep_alive&& out.ok();
+    }
+
+    pipeline::RequestContext ctx(w.io.get_executor(), id);
+    for (const auto& f : req) ctx.client_headers.add(f.name_string(), f.value());
+    auto match = runtime.routes().find(method, path, ctx.client_headers);
+    if (!match.route) {
+      if (!match.allowed.empty()) {
+        co_await method_not_allowed(out, id, req, match.allowed.c_str());
+        co_return keep_alive&& out.ok();
+      }
       co_await out.send_json(404,
-                             pipeline::error_json("no route for " + json::printable(req.method_string(), 20) +
-                                                      " " + json::printable(path, 200),
+                             pipeline::error_json("no route for " + json::printable(method, 20) + " " +
+                                                      json::printable(path, 200),
                                                   "invalid_request_error", "unknown_url"),
                              {});
+      if (options.access_log)
+        log::get().info("access request_id={} method={} path={} status=404", id, json::printable(method, 20),
+                        json::printable(path, 200));
+      co_return keep_alive&& out.ok();
     }
-    if (options.access_log && path != "/health" && path != "/metrics")
-      log::get().info("access request_id={} method={} path={} status={}", id,
-                      json::printable(req.method_string(), 20), json::printable(path, 200), status);
-    co_return keep_alive&& out.ok();
+
+    RequestEntry in_flight(w, ctx);
+    ctx.received_at = received;
+    ctx.client_addr = peer;
+    const pipeline::Frontend& frontend = *match.route->frontend;
+    ctx.frontend = frontend.name;
+    FrontendWriter writer(frontend, ctx, out);
+    pipeline::Outcome o;
+    {
+      ClientWatch watch(conn.watch, conn.stream.socket(), ctx);
+      o = co_await serve_route(w, req, path, target, frontend, match.route->index, ctx, writer);
+    }
+    auto latency =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - received);
+    record(o, latency);
+    if (options.access_log) {
+      // Plugins' request tags (auth's key, user, team ...), quoted as JSON strings.
+      std::string tags;
+      for (const auto& [name, value] : ctx.tags)
+        tags += " tag." + json::printable(name, 64) + "=" + json::dump(Value(value));
+      log::get().info(
+          "access request_id={} method={} path={} frontend={} status={} model={} pipeline={} provider={} "
+          "tried={} attempts={} retries={} stream={} latency_ms={} ttfb_ms={} tokens_in={} "
+          "tokens_out={}{}{}{}{}",
+          id, json::printable(method, 20), json::printable(path, 200), frontend.name, o.status,
+          ctx.model.empty() ? "-" : json::dump(Value(ctx.model)), o.pipeline.empty() ? "-" : o.pipeline,
+          o.provider.empty() ? "-" : o.provider, o.tried.empty() ? "-" : o.tried, o.attempts, o.retries,
+          o.stream, fmt_ms(latency), fmt_ms(o.ttfb), o.prompt_tokens, o.completion_tokens,
+          o.usage_estimated ? " usage=estimated" : "",
+          o.error.empty() ? "" : " error=", o.error.empty() ? "" : json::dump(Value(o.error)), tags);
+    }
+    co_return keep_alive&& out.ok() && o.status != 499;
+  }
+
+  // One request on a frontend's route: decoded into the canonical request,
+  // then served by the route's operation, every answer encoded back.
+  asio::awaitable<pipeline::Outcome> serve_route(Worker& w, bhttp::request<bhttp::string_body>& req,
+                                                 std::string_view path, std::string_view target,
+                                                 const pipeline::Frontend& frontend, size_t route,
+                                                 pipeline::RequestContext& ctx, FrontendWriter& writer) {
+    pipeline::Outcome o;
+    const ferry_route& r = frontend.routes[route];
+    std::string_view query =
+        target.size() > path.size() ? target.substr(path.size() + 1) : std::string_view();
+    std::string body = std::move(req.body());
+    // A body is parsed once, within [limits], before the frontend reads it.
+    bool has_body = !body.empty() || req.method() == bhttp::verb::post;
+    ctx.request = has_body ? json::Doc::from_text(body, &request_limits) : json::Doc::from_text("{}");
+    if (has_body && !ctx.request.value()) {
+      auto refusal = pipeline::refuse_unparsable(ctx.request.parse_error());
+      o.status = refusal.status;
+      o.error = refusal.message;
+      bool sent =
+          co_await writer.send_error(refusal.status, "invalid_request_error", refusal.code, refusal.message);
+      if (!sent) o.status = 499;
+      co_return o;
+    }
+    auto fv = [](std::string_view s) { return ferry_view{s.data(), s.size()}; };
+    std::string_view method(req.method_string().data(), req.method_string().size());
+    ferry_inbound inbound{sizeof(ferry_inbound),
+                          route,
+                          fv(method),
+                          fv(path),
+                          fv(query),
+                          plugin::handle(&ctx.client_headers),
+                          fv(body)};
+    plugin::FrontendOutput decoded;
+    const auto& vt = frontend.plugin->vt();
+    ferry_status st = vt.decode(frontend.plugin->instance(), plugin::handle(&ctx), &inbound,
+                                plugin::handle(&ctx.request), plugin::handle(&decoded));
+    ctx.request.clear_scratch();
+    if (decoded.error_status) {
+      o.status = decoded.error_status;
+      o.error = decoded.error_message;
+      bool sent =
+          co_await writer.send_error(decoded.error_status, decoded.error_type, "", decoded.error_message);
+      if (!sent) o.status = 499;
+      co_return o;
+    }
+    if (st == FERRY_RESPOND) {
+      o.status = decoded.has_body ? decoded.status : 200;
+      bool sent = co_await writer.send_output(decoded);
+      if (!sent) o.status = 499;
+      co_return o;
+    }
+    if (st != FERRY_OK || !ctx.request.value()) {
+      o.status = 500;
+      o.error =
+          "frontend '" + frontend.name + "' could not decode the request (status " + std::to_string(st) + ")";
+      log::get().error("[{}] {}", ctx.request_id, o.error);
+      bool sent = co_await writer.send_error(500, "server_error", "plugin_error", o.error);
+      if (!sent) o.status = 499;
+      co_return o;
+    }
+    if (r.operation == FERRY_OP_MODELS) {
+      ctx.operation = pipeline::RequestContext::Operation::kModels;
+      o.status = 200;
+      std::string models = models_json(frontend);
+      bool sent = co_await writer.send_json(200, models, {});
+      if (!sent) o.status = 499;
+      co_return o;
+    }
+    if (r.operation != FERRY_OP_CHAT && r.operation != FERRY_OP_EMBEDDINGS) {
+      o.status = 500;
+      o.error = "frontend '" + frontend.name + "' neither answered nor named an operation for " +
+                std::string(method) + " " + std::string(path);
+      log::get().error("[{}] {}", ctx.request_id, o.error);
+      bool sent = co_await writer.send_error(500, "server_error", "plugin_error", o.error);
+      if (!sent) o.status = 499;
+      co_return o;
+    }
+    // A door that exposes some models only ([frontends.NAME] models).
+    if (const Value* m = pipeline::member(*ctx.request.value(), "model");
+        m && m->is_string() && !frontend.exposes(m->get_ref<const std::string&>())) {
+      o.status = 404;
+      o.error = "The model '" + json::printable(m->get_ref<const std::string&>(), 200) +
+                "' does not exist or is not served through this frontend";
+      bool sent = co_await writer.send_error(404, "invalid_request_error", "model_not_found", o.error);
+      if (!sent) o.status = 499;
+      co_return o;
+    }
+    if (r.operation == FERRY_OP_EMBEDDINGS)
+      o = co_await w.engine->embeddings(ctx, writer);
+    else
+      o = co_await w.engine->chat_completions(ctx, writer);
+    co_return o;
   }
 
   asio::awaitable<void> method_not_allowed(BeastWriter& out, const std::string& id,
@@ -925,11 +1027,14 @@ struct Server::Impl {
       m.add("ferry_tokens_total{direction=\"out\"}", static_cast<double>(o.completion_tokens));
   }
 
-  std::string models_json() const {
+  // The models a frontend exposes, as an OpenAI model list (its encoder
+  // turns it into its dialect's).
+  std::string models_json(const pipeline::Frontend& frontend) const {
     Value data = Value::array();
     for (const auto& p : runtime.pipelines())
       for (const auto& m : p->models)
-        if (m.find_first_of("*?[") == std::string::npos)  // a pattern is not a model name
+        // A pattern is not a model name.
+        if (m.find_first_of("*?[") == std::string::npos && frontend.exposes(m))
           data.push_back(
               {{"id", m}, {"object", "model"}, {"created", started_unix}, {"owned_by", "ferry:" + p->name}});
     return json::dump(Value{{"object", "list"}, {"data", std::move(data)}});

@@ -1,4 +1,4 @@
-# ferry_add_plugin(<target> KIND provider|router|middleware NAME <name> SOURCES <files...>)
+# ferry_add_plugin(<target> KIND provider|router|middleware|frontend NAME <name> SOURCES <files...>)
 #
 # Builds a loadable Ferry plugin: a MODULE library named ferry_<kind>_<name>.so
 # (dashes in NAME become underscores), linked against Ferry::sdk only, with
@@ -6,8 +6,8 @@
 # --no-undefined so that it cannot depend on symbols of the host (ABI.md R11).
 function(ferry_add_plugin target)
   cmake_parse_arguments(FP "" "KIND;NAME" "SOURCES" ${ARGN})
-  if(NOT FP_KIND MATCHES "^(provider|router|middleware)$")
-    message(FATAL_ERROR "ferry_add_plugin(${target}): KIND must be provider, router or middleware")
+  if(NOT FP_KIND MATCHES "^(provider|router|middleware|frontend)$")
+    message(FATAL_ERROR "ferry_add_plugin(${target}): KIND must be provider, router, middleware or frontend")
   endif()
   if(NOT FP_NAME)
     message(FATAL_ERROR "ferry_add_plugin(${target}): NAME is required")

@@ -117,6 +117,7 @@ typedef struct ferry_upstream ferry_upstream;       /* the upstream HTTP request
 typedef struct ferry_headers ferry_headers;         /* read-only HTTP headers */
 typedef struct ferry_sink ferry_sink;               /* where a provider delivers canonical results */
 typedef struct ferry_admin_reply ferry_admin_reply; /* the answer to an admin request (1.2) */
+typedef struct ferry_output ferry_output;           /* where a frontend writes its wire format (1.3) */
 
 /*
  * Plugin-owned types. Incomplete here; each plugin completes them privately.
@@ -127,6 +128,7 @@ typedef struct ferry_instance ferry_instance; /* one configured block of TOML */
 typedef struct ferry_filter ferry_filter;     /* middleware state for one request */
 typedef struct ferry_stream ferry_stream;     /* provider parse state for one upstream stream */
 typedef struct ferry_task ferry_task;         /* the argument of a scheduled callback */
+typedef struct ferry_encoder ferry_encoder;   /* frontend state for one answer (1.3) */
 
 /* ------------------------------------------------------------------------ */
 /* Small enums (fixed values).                                               */
@@ -136,6 +138,7 @@ typedef int32_t ferry_plugin_kind;
 #define FERRY_KIND_PROVIDER 1
 #define FERRY_KIND_ROUTER 2
 #define FERRY_KIND_MIDDLEWARE 3
+#define FERRY_KIND_FRONTEND 4 /* ABI 1.3 */
 
 typedef int32_t ferry_log_level;
 #define FERRY_LOG_TRACE 0
@@ -173,6 +176,8 @@ typedef int32_t ferry_ctx_field;
 /* ABI 1.2: what is asked, "chat.completions" or "embeddings" (POST /v1/embeddings:
  * the request and the answer are OpenAI embeddings JSON). */
 #define FERRY_CTX_OPERATION 7
+/* ABI 1.3: the frontend instance (its [frontends.NAME]) the request came in through. */
+#define FERRY_CTX_FRONTEND 8
 
 /* ------------------------------------------------------------------------ */
 /* Plain data handed to plugins.                                             */
@@ -349,6 +354,56 @@ typedef void (*ferry_call_fn)(ferry_task* task, int32_t http_status, ferry_view 
 typedef void (*ferry_state_fn)(ferry_task* task, const ferry_state_result* result);
 
 /* ------------------------------------------------------------------------ */
+/* Frontends (ABI 1.3): a front door speaking one client dialect.            */
+/* ------------------------------------------------------------------------ */
+
+/* What a route asks of the gateway once its request is decoded. */
+typedef int32_t ferry_operation;
+#define FERRY_OP_NONE 0        /* decode answers by itself (FERRY_RESPOND) */
+#define FERRY_OP_CHAT 1        /* the canonical request is an OpenAI chat completion */
+#define FERRY_OP_EMBEDDINGS 2  /* ... an OpenAI embeddings request */
+#define FERRY_OP_MODELS 3      /* the models this gateway serves (an OpenAI model list) */
+
+/* A route a frontend serves. OWNERSHIP: plugin, static storage (or the
+ * instance's, for the instance's life). */
+typedef struct ferry_route {
+  size_t struct_size;
+  const char* method; /* "POST", "GET" */
+  /* An absolute path, no query. A '*' in it matches any run of characters
+   * but '/': "/v1beta/models/" + "*" + ":generateContent" takes every model. */
+  const char* path;
+  /* NULL, or a header name: the route is taken only when the request carries
+   * it, and then before routes without one ("anthropic-version" tells an
+   * Anthropic client's GET /v1/models from an OpenAI one's). */
+  const char* header;
+  ferry_operation operation;
+} ferry_route;
+
+/* A client's request as it arrived. OWNERSHIP: host; valid until decode returns. */
+typedef struct ferry_inbound {
+  size_t struct_size;
+  size_t route; /* index of the matching route in the frontend's routes() array */
+  ferry_view method;
+  ferry_view path; /* without the query */
+  ferry_view query;
+  const ferry_headers* headers;
+  ferry_view body;
+} ferry_inbound;
+
+/* An error the client gets, for encode_error. OWNERSHIP: host; valid until
+ * encode_error returns. The gateway's own error types and codes are
+ * OpenAI's (type "invalid_request_error", code "model_not_found" ...). */
+typedef struct ferry_error_info {
+  size_t struct_size;
+  int32_t http_status;
+  ferry_view type;
+  ferry_view code; /* may be empty */
+  ferry_view message;
+  ferry_view retry_after; /* seconds, empty if none */
+  int32_t in_stream;      /* 1: the answer is a stream already under way (an event, not a status) */
+} ferry_error_info;
+
+/* ------------------------------------------------------------------------ */
 /* Host services. A const table, append-only (ABI.md R5).                    */
 /* ------------------------------------------------------------------------ */
 
@@ -470,6 +525,19 @@ typedef struct ferry_host_api {
    * worker thread. Worker thread of the request only. */
   ferry_status (*ctx_call)(ferry_ctx* ctx, ferry_view operation, ferry_view json_body, ferry_call_fn fn,
                            ferry_task* task);
+
+  /* --- ABI 1.3: what a frontend writes (worker thread of the request). --- */
+  /* A header of the answer, while its head has not been sent. */
+  ferry_status (*output_header)(ferry_output* out, ferry_view name, ferry_view value);
+  /* The whole answer: status, Content-Type and body. At most once per hook. */
+  ferry_status (*output_body)(ferry_output* out, int32_t http_status, ferry_view content_type,
+                              ferry_view body);
+  /* One Server-Sent Event ("event: <event>" when not empty, then "data: <data>").
+   * The first one starts a 200 text/event-stream answer. */
+  ferry_status (*output_event)(ferry_output* out, ferry_view event, ferry_view data);
+  /* decode only: refuse the request as the client's error. The host then
+   * answers it through encode_error, so every error has one shape. */
+  ferry_status (*output_error)(ferry_output* out, int32_t http_status, ferry_view type, ferry_view message);
 } ferry_host_api;
 
 /* ------------------------------------------------------------------------ */
@@ -571,6 +639,49 @@ typedef struct ferry_middleware_vtable {
                              ferry_view provider);
 } ferry_middleware_vtable;
 
+/*
+ * A frontend (ABI 1.3): a client dialect. It claims routes, decodes each
+ * request into the canonical one (OpenAI chat completions or embeddings) and
+ * encodes the gateway's canonical answers, stream chunks and errors back into
+ * its dialect. The canonical model flows through middleware, routing and
+ * providers unchanged, so every dialect gets every feature.
+ */
+typedef struct ferry_frontend_vtable {
+  size_t struct_size;
+  ferry_status (*create)(const ferry_json* config, ferry_instance** out);
+  void (*destroy)(ferry_instance* instance);
+  /* The routes this instance serves; the array lives as long as the instance.
+   * Called once, after create. */
+  ferry_status (*routes)(ferry_instance* instance, const ferry_route** out, size_t* count);
+  /* request holds the client's body, parsed (for a route with a body); decode
+   * rewrites it into the canonical request in place (json_set with pointer ""
+   * replaces it whole; a dialect that is the canonical one leaves it).
+   * FERRY_OK: the gateway serves the route's operation. FERRY_RESPOND: decode
+   * answered through out (output_body / output_event). An error status after
+   * output_error: the client's error, answered through encode_error. */
+  ferry_status (*decode)(ferry_instance* instance, ferry_ctx* ctx, const ferry_inbound* inbound,
+                         ferry_json* request, ferry_output* out);
+  /* Per-answer state (may set *out to NULL): opened before the first encode
+   * call of a request, closed after its last. */
+  ferry_status (*encoder_open)(ferry_instance* instance, ferry_ctx* ctx, ferry_encoder** out);
+  void (*encoder_close)(ferry_instance* instance, ferry_encoder* encoder);
+  /* A whole canonical answer (a chat.completion, an embeddings list, a model
+   * list: FERRY_CTX_OPERATION says which), status 200. */
+  ferry_status (*encode_response)(ferry_instance* instance, ferry_encoder* encoder, ferry_ctx* ctx,
+                                  const ferry_json* response, ferry_output* out);
+  /* One chat.completion.chunk of a streamed answer: zero or more events. */
+  ferry_status (*encode_chunk)(ferry_instance* instance, ferry_encoder* encoder, ferry_ctx* ctx,
+                               const ferry_json* chunk, ferry_output* out);
+  /* The stream finished normally, after its last chunk. */
+  ferry_status (*encode_end)(ferry_instance* instance, ferry_encoder* encoder, ferry_ctx* ctx,
+                             ferry_output* out);
+  /* An error: a whole answer (output_body), or an event when in_stream is 1.
+   * After an in-stream error only encode_end follows (a dialect whose streams
+   * end with the error event writes nothing there). */
+  ferry_status (*encode_error)(ferry_instance* instance, ferry_encoder* encoder, ferry_ctx* ctx,
+                               const ferry_error_info* error, ferry_output* out);
+} ferry_frontend_vtable;
+
 /* ------------------------------------------------------------------------ */
 /* Negotiation: the single exported entry point.                             */
 /* ------------------------------------------------------------------------ */
@@ -584,6 +695,8 @@ typedef struct ferry_plugin_info {
   const ferry_provider_vtable* provider;     /* set iff kind == FERRY_KIND_PROVIDER */
   const ferry_router_vtable* router;         /* set iff kind == FERRY_KIND_ROUTER */
   const ferry_middleware_vtable* middleware; /* set iff kind == FERRY_KIND_MIDDLEWARE */
+  /* --- ABI 1.3 --- */
+  const ferry_frontend_vtable* frontend; /* set iff kind == FERRY_KIND_FRONTEND */
 } ferry_plugin_info;
 
 typedef struct ferry_negotiation {

@@ -1,6 +1,7 @@
 // plugin.hpp - header-only C++20 wrapper over ferry.h.
 //
-// A plugin author subclasses ferry::sdk::Provider, ::Router or ::Middleware,
+// A plugin author subclasses ferry::sdk::Provider, ::Router, ::Middleware or
+// (ABI 1.3, ferry/sdk/frontend.hpp) ::Frontend,
 // gives it a constructor taking `ferry::sdk::Config&`, overrides the hooks it
 // needs and writes one export macro:
 //
@@ -1374,6 +1375,8 @@ inline ferry_status negotiate(ferry_negotiation* n, const ferry_plugin_info* inf
 }  // namespace detail
 }  // namespace ferry::sdk
 
+#include "ferry/sdk/frontend.hpp"
+
 #define FERRY_SDK_DEFINE_ENTRY_(kind_value, field, vtable_expr, plugin_name, plugin_version)    \
   extern "C" FERRY_EXPORT ferry_status ferry_plugin_negotiate(ferry_negotiation* negotiation) { \
     static const ferry_plugin_info info = [] {                                                  \
@@ -1398,5 +1401,9 @@ inline ferry_status negotiate(ferry_negotiation* n, const ferry_plugin_info* inf
 #define FERRY_MIDDLEWARE_PLUGIN(Type, name, version)         \
   FERRY_SDK_DEFINE_ENTRY_(FERRY_KIND_MIDDLEWARE, middleware, \
                           ::ferry::sdk::detail::middleware_vtable<Type>(), name, version)
+// ABI 1.3.
+#define FERRY_FRONTEND_PLUGIN(Type, name, version)                                                      \
+  FERRY_SDK_DEFINE_ENTRY_(FERRY_KIND_FRONTEND, frontend, ::ferry::sdk::detail::frontend_vtable<Type>(), \
+                          name, version)
 
 #endif  // FERRY_PLUGIN_HPP

@@ -13,7 +13,7 @@
 typedef unsigned int ferry_version_number;
 
 #define FERRY_ABI_MAJOR 1
-#define FERRY_ABI_MINOR 2
+#define FERRY_ABI_MINOR 3
 
 #define FERRY_SDK_VERSION_MAJOR 0
 #define FERRY_SDK_VERSION_MINOR 1

@@ -1,0 +1,437 @@
+/*
+ * ferry.h - the binary contract between the Ferry host (ferryd) and its plugins.
+ *
+ * Contract in prose (the numbered rules with their consequences are in
+ * sdk/ABI.md):
+ *
+ * Loading.  A plugin is a shared library exporting exactly one symbol,
+ *   ferry_plugin_negotiate().  The host calls it first and nothing else before
+ *   it returns.  Host and plugin exchange {struct_size, abi_major, abi_minor};
+ *   the host refuses a plugin whose major differs from its own.  A plugin built
+ *   against an older minor keeps loading in a newer host.
+ *
+ * Growth.  Every struct starts with struct_size and only ever grows at the end.
+ *   A reader uses a field only if the writer's struct_size covers it.  A NULL
+ *   function pointer in a plugin vtable means "not implemented".  A host
+ *   refuses a plugin built against a newer minor than its own, so every host
+ *   service in the header a plugin was built with exists in its host.
+ *
+ * Memory.  Neither side frees the other's memory.  Bytes cross as ferry_view
+ *   (pointer + length, borrowed).  A view passed into a plugin hook is valid
+ *   until that hook returns; a view the host returns from a service is valid
+ *   until the hook that obtained it returns or the document it points into is
+ *   modified, whichever comes first.  Whatever a plugin hands to the host is
+ *   copied before the host function returns.  Plugin-defined state lives in
+ *   plugin-defined structs (ferry_instance, ferry_filter, ferry_stream,
+ *   ferry_task) that only the plugin allocates and frees.
+ *
+ * Threading.  create/destroy run on the host's control thread, never at the
+ *   same time as another call on that instance.  Everything else on an
+ *   instance may run concurrently on several worker threads, so an instance is
+ *   immutable or internally synchronised.  A request (ferry_ctx) and its
+ *   per-request objects (ferry_filter, ferry_stream) are used by one worker
+ *   thread at a time.  No call may block: a hook that must wait returns
+ *   FERRY_PAUSE and later calls host->resume(), which like host->schedule()
+ *   and the ferry_sink functions may be called from any thread.
+ *
+ * Errors.  No C++ exception and no longjmp crosses this boundary.  Status
+ *   codes have fixed values that are never reused; a value the host does not
+ *   know is treated as FERRY_ERR_INTERNAL.
+ *
+ * This header is C99 and must stay so.
+ */
+#ifndef FERRY_FERRY_H
+#define FERRY_FERRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define FERRY_EXPORT __declspec(dllexport)
+#else
+#define FERRY_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* The one exported symbol every plugin defines. */
+#define FERRY_ENTRY_SYMBOL "ferry_plugin_negotiate"
+
+/* ------------------------------------------------------------------------ */
+/* Status codes. Fixed values, never reused (ABI.md R9).                     */
+/* ------------------------------------------------------------------------ */
+
+typedef int32_t ferry_status;
+
+/* Success, and for hooks: go on with the next stage. */
+#define FERRY_OK 0
+#define FERRY_CONTINUE 0
+/* Hook: stop the pipeline and answer with what ctx_respond() set. */
+#define FERRY_RESPOND 1
+/* Hook: not finished; the plugin will call host->resume() exactly once. */
+#define FERRY_PAUSE 2
+
+#define FERRY_ERR_INVALID_ARGUMENT 100
+#define FERRY_ERR_NOT_FOUND 101
+#define FERRY_ERR_TYPE_MISMATCH 102
+#define FERRY_ERR_PARSE 103
+#define FERRY_ERR_ABI_MISMATCH 104
+#define FERRY_ERR_UNSUPPORTED 105
+#define FERRY_ERR_CONFIG 106
+#define FERRY_ERR_BAD_STATE 107
+#define FERRY_ERR_UPSTREAM 108
+#define FERRY_ERR_INTERNAL 199
+
+/* ------------------------------------------------------------------------ */
+/* Bytes and handles.                                                        */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A run of bytes, not NUL-terminated, possibly empty (ptr may then be NULL).
+ * OWNERSHIP: borrowed. The side that produced it keeps the bytes alive for
+ * the lifetime stated where the view is handed over; the receiver never frees
+ * them and copies what it wants to keep.
+ */
+typedef struct ferry_view {
+  const char* ptr;
+  size_t len;
+} ferry_view;
+
+/*
+ * Host-owned handles. Incomplete types: only the host knows their layout.
+ * OWNERSHIP: host. A plugin never frees one; each is valid for the span
+ * given at the place it is handed over.
+ */
+typedef struct ferry_plugin_handle ferry_plugin_handle; /* this plugin, for log/metrics; load..unload */
+typedef struct ferry_ctx ferry_ctx;           /* one client request; valid until on_complete returns */
+typedef struct ferry_json ferry_json;         /* a JSON document (request, response, chunk, config) */
+typedef struct ferry_upstream ferry_upstream; /* the upstream HTTP request a provider builds */
+typedef struct ferry_headers ferry_headers;   /* read-only HTTP headers */
+typedef struct ferry_sink ferry_sink;         /* where a provider delivers canonical results */
+
+/*
+ * Plugin-owned types. Incomplete here; each plugin completes them privately.
+ * OWNERSHIP: plugin. Created and freed by the plugin's own functions; the host
+ * only passes the pointers back.
+ */
+typedef struct ferry_instance ferry_instance; /* one configured block of TOML */
+typedef struct ferry_filter ferry_filter;     /* middleware state for one request */
+typedef struct ferry_stream ferry_stream;     /* provider parse state for one upstream stream */
+typedef struct ferry_task ferry_task;         /* the argument of a scheduled callback */
+
+/* ------------------------------------------------------------------------ */
+/* Small enums (fixed values).                                               */
+/* ------------------------------------------------------------------------ */
+
+typedef int32_t ferry_plugin_kind;
+#define FERRY_KIND_PROVIDER 1
+#define FERRY_KIND_ROUTER 2
+#define FERRY_KIND_MIDDLEWARE 3
+
+typedef int32_t ferry_log_level;
+#define FERRY_LOG_TRACE 0
+#define FERRY_LOG_DEBUG 1
+#define FERRY_LOG_INFO 2
+#define FERRY_LOG_WARN 3
+#define FERRY_LOG_ERROR 4
+
+typedef int32_t ferry_json_type;
+#define FERRY_JSON_MISSING 0
+#define FERRY_JSON_NULL 1
+#define FERRY_JSON_BOOL 2
+#define FERRY_JSON_NUMBER 3
+#define FERRY_JSON_STRING 4
+#define FERRY_JSON_ARRAY 5
+#define FERRY_JSON_OBJECT 6
+
+typedef int32_t ferry_clock;
+#define FERRY_CLOCK_MONOTONIC 0 /* nanoseconds since an arbitrary point */
+#define FERRY_CLOCK_REALTIME 1  /* nanoseconds since the Unix epoch */
+
+typedef int32_t ferry_metric_kind;
+#define FERRY_METRIC_COUNTER 1   /* value is added */
+#define FERRY_METRIC_GAUGE 2     /* value replaces */
+#define FERRY_METRIC_HISTOGRAM 3 /* value is one observation, in seconds or bytes */
+
+/* What ctx_get() can read about a request. */
+typedef int32_t ferry_ctx_field;
+#define FERRY_CTX_REQUEST_ID 1
+#define FERRY_CTX_PIPELINE 2
+#define FERRY_CTX_MODEL 3       /* the model the client asked for */
+#define FERRY_CTX_PROVIDER 4    /* the provider of the current attempt, empty before routing */
+#define FERRY_CTX_CLIENT_ADDR 5 /* "ip:port" of the client */
+#define FERRY_CTX_STREAM 6      /* "1" if the client asked for a stream, else "0" */
+
+/* ------------------------------------------------------------------------ */
+/* Plain data handed to plugins.                                             */
+/* ------------------------------------------------------------------------ */
+
+/* An upstream answer, read by provider.parse_response. OWNERSHIP: host; valid
+ * until parse_response returns. */
+typedef struct ferry_http_response {
+  size_t struct_size;
+  int32_t status;
+  ferry_view body;
+  const ferry_headers* headers;
+  /* The body as a JSON document, parsed on first access (json_type() of ""
+   * gives FERRY_JSON_MISSING if the body is not JSON). */
+  const ferry_json* json;
+} ferry_http_response;
+
+/* One Server-Sent Event, already framed by the host. A missing "event:" field
+ * gives an empty event view. OWNERSHIP: host; valid until parse_event returns. */
+typedef struct ferry_sse_event {
+  size_t struct_size;
+  ferry_view event;
+  ferry_view data;
+  ferry_view id;
+  /* data as a JSON document, parsed on first access, like ferry_http_response.json. */
+  const ferry_json* json;
+} ferry_sse_event;
+
+/* A provider as a router sees it. OWNERSHIP: host; valid until route returns. */
+typedef struct ferry_candidate {
+  size_t struct_size;
+  ferry_view name;
+  uint32_t healthy;         /* 0 if the host currently considers it failing */
+  uint32_t in_flight;       /* requests now in flight to it, all threads */
+  uint64_t latency_ewma_us; /* smoothed total latency, 0 if unknown */
+  double error_rate;        /* recent fraction of failed attempts, 0..1 */
+  /* --- ABI 1.1 --- */
+  uint64_t ttfb_ewma_us;        /* smoothed time to the first upstream byte, 0 if unknown */
+  const ferry_json* attributes; /* the provider's `attributes` table (tier, price, capabilities, ...), or NULL */
+} ferry_candidate;
+
+/* The outcome of a request, given to middleware on_complete. Token counts are
+ * -1 when unknown. OWNERSHIP: host; valid until on_complete returns. */
+typedef struct ferry_request_summary {
+  size_t struct_size;
+  ferry_view request_id;
+  ferry_view pipeline;
+  ferry_view model;
+  ferry_view provider;        /* the provider that answered, empty if none */
+  ferry_view providers_tried; /* comma-separated, in order of attempt */
+  ferry_view error;           /* empty on success */
+  int32_t status;             /* HTTP status sent to the client */
+  uint32_t stream;            /* 1 for a streamed answer */
+  uint32_t attempts;
+  uint64_t latency_us; /* from request received to last byte sent */
+  uint64_t ttfb_us;    /* from request received to first body byte sent */
+  int64_t prompt_tokens;
+  int64_t completion_tokens;
+} ferry_request_summary;
+
+typedef void (*ferry_task_fn)(ferry_task* task, int32_t cancelled);
+
+/* ------------------------------------------------------------------------ */
+/* Host services. A const table, append-only (ABI.md R5).                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct ferry_host_api {
+  size_t struct_size;
+  uint32_t abi_major;
+  uint32_t abi_minor;
+
+  /* --- Diagnostics. `self` is the handle from negotiation. --- */
+  void (*log)(ferry_plugin_handle* self, const ferry_ctx* ctx_or_null, ferry_log_level level,
+              ferry_view message);
+  uint64_t (*clock_ns)(ferry_clock clock);
+  /* name is a Prometheus series name, optionally with labels:
+   * ferry_cache_hits_total{pipeline="chat"}. */
+  void (*metric)(ferry_plugin_handle* self, ferry_metric_kind kind, ferry_view name, double value);
+
+  /* --- Configuration and secrets. --- */
+  /* The environment variable `name`. The view lives as long as the process. */
+  ferry_status (*secret_get)(ferry_view name, ferry_view* out);
+  /* Reports a problem with the key at JSON pointer `pointer` of a config
+   * document; the host prints it as file:line:col and refuses the config. */
+  void (*config_error)(const ferry_json* config, ferry_view pointer, ferry_view message);
+
+  /* --- JSON documents, addressed by RFC 6901 pointers ("" is the root). --- */
+  ferry_json_type (*json_type)(const ferry_json* doc, ferry_view pointer);
+  /* The value serialized as JSON text. */
+  ferry_status (*json_get)(const ferry_json* doc, ferry_view pointer, ferry_view* out);
+  /* The unescaped bytes of a string value. */
+  ferry_status (*json_get_string)(const ferry_json* doc, ferry_view pointer, ferry_view* out);
+  ferry_status (*json_get_number)(const ferry_json* doc, ferry_view pointer, double* out);
+  ferry_status (*json_get_bool)(const ferry_json* doc, ferry_view pointer, int32_t* out);
+  /* Element count of an array or object. */
+  ferry_status (*json_size)(const ferry_json* doc, ferry_view pointer, size_t* out);
+  /* The key of the index-th member of an object, in document order. */
+  ferry_status (*json_key_at)(const ferry_json* doc, ferry_view pointer, size_t index, ferry_view* out);
+  /* Parses json_text and stores it at pointer, creating parent objects; a
+   * pointer ending in "/-" appends to an array. */
+  ferry_status (*json_set)(ferry_json* doc, ferry_view pointer, ferry_view json_text);
+  ferry_status (*json_remove)(ferry_json* doc, ferry_view pointer);
+  /* The whole document as compact JSON; cached until the next change. */
+  ferry_status (*json_serialize)(const ferry_json* doc, ferry_view* out);
+  /* A new document owned by the request, freed when the request ends. */
+  ferry_status (*json_new)(ferry_ctx* ctx, ferry_view json_text, ferry_json** out);
+  ferry_status (*json_copy)(ferry_ctx* ctx, const ferry_json* src, ferry_json** out);
+
+  /* --- The request. Worker thread of the request only. --- */
+  ferry_status (*ctx_get)(const ferry_ctx* ctx, ferry_ctx_field field, ferry_view* out);
+  /* A header the client sent (name is case-insensitive). */
+  ferry_status (*ctx_header)(const ferry_ctx* ctx, ferry_view name, ferry_view* out);
+  /* A header added to every upstream request of this request. */
+  ferry_status (*ctx_set_upstream_header)(ferry_ctx* ctx, ferry_view name, ferry_view value);
+  /* A header added to the response to the client, while it has not started. */
+  ferry_status (*ctx_set_response_header)(ferry_ctx* ctx, ferry_view name, ferry_view value);
+  /* The answer for a hook that returns FERRY_RESPOND: an HTTP status and a JSON
+   * body (an OpenAI chat.completion for a 200, an OpenAI error object otherwise). */
+  ferry_status (*ctx_respond)(ferry_ctx* ctx, int32_t status, ferry_view json_body);
+
+  /* --- Asynchrony. Any thread. --- */
+  /* Finishes a hook that returned FERRY_PAUSE with FERRY_CONTINUE,
+   * FERRY_RESPOND or an error. Exactly once per PAUSE. */
+  ferry_status (*resume)(ferry_ctx* ctx, ferry_status result);
+  /* Runs fn(task, 0) on the request's worker thread after delay_ns. If the
+   * request ends first, fn(task, 1) runs instead, promptly: free the task then. */
+  ferry_status (*schedule)(ferry_ctx* ctx, uint64_t delay_ns, ferry_task_fn fn, ferry_task* task);
+
+  /* --- Building an upstream HTTP request (provider.build_request). --- */
+  ferry_status (*upstream_set_method)(ferry_upstream* up, ferry_view method);
+  /* Absolute http:// or https:// URL. */
+  ferry_status (*upstream_set_url)(ferry_upstream* up, ferry_view url);
+  /* A header the host must not log (API keys). */
+  ferry_status (*upstream_set_header)(ferry_upstream* up, ferry_view name, ferry_view value,
+                                      int32_t sensitive);
+  ferry_status (*upstream_set_body)(ferry_upstream* up, ferry_view body);
+  /* The body is this document, serialized by the host when it sends. */
+  ferry_status (*upstream_set_body_json)(ferry_upstream* up, const ferry_json* doc);
+  /* 1 if the answer will be Server-Sent Events (parse_event is used). */
+  ferry_status (*upstream_set_streaming)(ferry_upstream* up, int32_t streaming);
+
+  ferry_status (*headers_get)(const ferry_headers* headers, ferry_view name, ferry_view* out);
+
+  /* --- Delivering canonical results. Any thread for serve(); otherwise
+   * inside the parse hook. Each JSON text is an OpenAI chat.completion
+   * (sink_response) or chat.completion.chunk (sink_chunk). --- */
+  ferry_status (*sink_response)(ferry_sink* sink, ferry_view json);
+  ferry_status (*sink_chunk)(ferry_sink* sink, ferry_view json);
+  /* The stream ended normally. */
+  ferry_status (*sink_done)(ferry_sink* sink);
+  /* The upstream failed. http_status decides failover (ABI.md R15);
+   * type is an OpenAI error type such as "server_error". */
+  ferry_status (*sink_error)(ferry_sink* sink, int32_t http_status, ferry_view type, ferry_view message);
+} ferry_host_api;
+
+/* ------------------------------------------------------------------------ */
+/* Plugin vtables. NULL members mean "not implemented".                      */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A provider adapter. Either the host does the I/O (build_request, then
+ * parse_response or stream_open/parse_event/stream_close), or the provider
+ * answers by itself without the host's HTTP client (serve), e.g. a mock or an
+ * in-process model.
+ */
+typedef struct ferry_provider_vtable {
+  size_t struct_size;
+  /* config: the provider's TOML table as JSON, valid during the call. On a bad
+   * value call host->config_error() and return FERRY_ERR_CONFIG. */
+  ferry_status (*create)(const ferry_json* config, ferry_instance** out);
+  void (*destroy)(ferry_instance* instance);
+
+  /* Canonical request -> upstream request. request is read-only. */
+  ferry_status (*build_request)(ferry_instance* instance, ferry_ctx* ctx, const ferry_json* request,
+                                ferry_upstream* out);
+  /* A whole (non-streamed) upstream answer, any status -> sink_response or sink_error. */
+  ferry_status (*parse_response)(ferry_instance* instance, ferry_ctx* ctx,
+                                 const ferry_http_response* response, ferry_sink* sink);
+  /* Streaming: per-stream state (may set *out to NULL if none is needed). */
+  ferry_status (*stream_open)(ferry_instance* instance, ferry_ctx* ctx, ferry_stream** out);
+  /* One SSE event -> zero or more sink_chunk, then sink_done at the end of the
+   * stream, or sink_error. */
+  ferry_status (*parse_event)(ferry_instance* instance, ferry_stream* stream, ferry_ctx* ctx,
+                              const ferry_sse_event* event, ferry_sink* sink);
+  void (*stream_close)(ferry_instance* instance, ferry_stream* stream);
+
+  /* Answers without host I/O. Must eventually call sink_response, sink_done
+   * or sink_error exactly once (after any sink_chunk calls). */
+  ferry_status (*serve)(ferry_instance* instance, ferry_ctx* ctx, const ferry_json* request,
+                        ferry_sink* sink);
+} ferry_provider_vtable;
+
+/* A routing strategy: orders the candidates; the order is the fallback chain.
+ * Since ABI 1.1 a router's config holds "$pipeline": {"name": ..., "providers":
+ * [...]}, so it can check its options against the providers it will route
+ * (keys starting with '$' are the host's; ABI.md R12). */
+typedef struct ferry_router_vtable {
+  size_t struct_size;
+  ferry_status (*create)(const ferry_json* config, ferry_instance** out);
+  void (*destroy)(ferry_instance* instance);
+  /* Writes up to count indices into order (capacity count) and their number
+   * into *order_len. Candidates left out are not tried. */
+  ferry_status (*route)(ferry_instance* instance, ferry_ctx* ctx, const ferry_json* request,
+                        const ferry_candidate* const* candidates, size_t count, size_t* order,
+                        size_t* order_len);
+} ferry_router_vtable;
+
+/*
+ * Middleware. on_request runs in pipeline order, on_response / on_chunk in
+ * reverse order, on_complete for every request that reached on_request, in
+ * reverse order, including failed and short-circuited ones.
+ */
+typedef struct ferry_middleware_vtable {
+  size_t struct_size;
+  ferry_status (*create)(const ferry_json* config, ferry_instance** out);
+  void (*destroy)(ferry_instance* instance);
+  /* Per-request state; may set *out to NULL when the plugin keeps none. */
+  ferry_status (*filter_new)(ferry_instance* instance, ferry_ctx* ctx, ferry_filter** out);
+  void (*filter_free)(ferry_instance* instance, ferry_filter* filter);
+
+  /* CONTINUE, RESPOND (after ctx_respond) or PAUSE. The request may be edited. */
+  ferry_status (*on_request)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx,
+                             ferry_json* request);
+  /* A whole chat.completion; may be edited. CONTINUE, RESPOND or PAUSE. */
+  ferry_status (*on_response)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx,
+                              ferry_json* response);
+  /* One chat.completion.chunk of a streamed answer; may be edited. CONTINUE or
+   * PAUSE (RESPOND is refused once the stream has started). */
+  ferry_status (*on_chunk)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx, ferry_json* chunk);
+  void (*on_complete)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx,
+                      const ferry_request_summary* summary);
+} ferry_middleware_vtable;
+
+/* ------------------------------------------------------------------------ */
+/* Negotiation: the single exported entry point.                             */
+/* ------------------------------------------------------------------------ */
+
+/* What a plugin is. OWNERSHIP: plugin, static storage for the plugin's life. */
+typedef struct ferry_plugin_info {
+  size_t struct_size;
+  const char* name;    /* NUL-terminated, e.g. "openai" */
+  const char* version; /* NUL-terminated, the plugin's own version */
+  ferry_plugin_kind kind;
+  const ferry_provider_vtable* provider;     /* set iff kind == FERRY_KIND_PROVIDER */
+  const ferry_router_vtable* router;         /* set iff kind == FERRY_KIND_ROUTER */
+  const ferry_middleware_vtable* middleware; /* set iff kind == FERRY_KIND_MIDDLEWARE */
+} ferry_plugin_info;
+
+typedef struct ferry_negotiation {
+  size_t struct_size; /* in: the host's sizeof(ferry_negotiation) */
+  uint32_t host_abi_major;
+  uint32_t host_abi_minor;
+  const ferry_host_api* host; /* in: valid until the plugin is unloaded */
+  ferry_plugin_handle* self;  /* in: pass to log() and metric() */
+
+  uint32_t plugin_abi_major;       /* out: FERRY_ABI_MAJOR the plugin was built with */
+  uint32_t plugin_abi_minor;       /* out */
+  const ferry_plugin_info* plugin; /* out: NULL if the plugin refuses the host */
+} ferry_negotiation;
+
+typedef ferry_status (*ferry_negotiate_fn)(ferry_negotiation* negotiation);
+
+/* Every plugin defines this, and nothing else is looked up. */
+FERRY_EXPORT ferry_status ferry_plugin_negotiate(ferry_negotiation* negotiation);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FERRY_FERRY_H */
