@@ -103,3 +103,39 @@ TEST(Registry, RefusesAPathOfTheWrongKind) {
 
 }  // namespace
 }  // namespace ferry::plugin
+
+namespace ferry::plugin {
+namespace {
+
+const ferry_middleware_vtable& middleware_hooks(const std::string& name, std::shared_ptr<PluginLibrary>& keep) {
+  std::string err;
+  keep = PluginLibrary::load(std::string(FERRY_TEST_BUILTIN_PLUGIN_DIR) + "/ferry_middleware_" + name + ".so", &err);
+  EXPECT_TRUE(keep) << err;
+  static const ferry_middleware_vtable none{};
+  return keep ? *keep->info().middleware : none;
+}
+
+// The wrapper exports only the hooks a middleware or its filter_type
+// overrides: the host then neither calls nor parses for the others (an
+// on_chunk means a parse of every streamed chunk).
+TEST(WrapperHooks, AMiddlewareExportsOnlyTheHooksItsFilterOverrides) {
+  std::shared_ptr<PluginLibrary> lib;
+  for (const char* name : {"budget", "rate_limit"}) {
+    const auto& vt = middleware_hooks(name, lib);
+    EXPECT_TRUE(vt.on_request && vt.on_complete) << name;
+    EXPECT_EQ(vt.on_chunk, nullptr) << name << " never looks at a chunk";
+    EXPECT_EQ(vt.on_response, nullptr) << name;
+  }
+  EXPECT_TRUE(middleware_hooks("rate_limit", lib).on_attempt);
+  EXPECT_EQ(middleware_hooks("budget", lib).on_attempt, nullptr);
+  const auto& guard = middleware_hooks("guardrails", lib);
+  EXPECT_TRUE(guard.on_chunk && guard.on_response && guard.on_request);
+  // An instance-level hook without a filter.
+  const auto& logging = middleware_hooks("logging", lib);
+  EXPECT_TRUE(logging.on_complete);
+  EXPECT_EQ(logging.on_request, nullptr);
+  EXPECT_EQ(logging.filter_new, nullptr);
+}
+
+}  // namespace
+}  // namespace ferry::plugin

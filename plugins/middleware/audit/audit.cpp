@@ -192,6 +192,8 @@ class Record final : public ferry::sdk::Filter {
 
 class Audit final : public ferry::sdk::Middleware {
  public:
+  // The hooks the host calls are the ones Record overrides.
+  using filter_type = Record;
   explicit Audit(ferry::sdk::Config& c) {
     c.reject_unknown_keys(
         {"path", "bodies", "max_bytes", "keep", "max_queue", "redact_keys", "encryption_key_env"});

@@ -94,6 +94,8 @@ class Spend final : public ferry::sdk::Filter {
 
 class Budget final : public ferry::sdk::Middleware {
  public:
+  // The hooks the host calls are the ones Spend overrides.
+  using filter_type = Spend;
   explicit Budget(ferry::sdk::Config& c) {
     c.reject_unknown_keys(
         {"period", "prices", "budgets", "on_unavailable", "default_completion_tokens", "image_tokens"});

@@ -197,6 +197,8 @@ class Lookup final : public ferry::sdk::Filter {
 
 class Cache final : public ferry::sdk::Middleware {
  public:
+  // The hooks the host calls are the ones Lookup overrides.
+  using filter_type = Lookup;
   explicit Cache(ferry::sdk::Config& c)
       : ttl_ns_(static_cast<uint64_t>(c.integer("/ttl_s", 3600, 1, 365 * 86400)) * 1'000'000'000),
         shared_(c.json().boolean("/shared").value_or(false)),

@@ -136,6 +136,8 @@ class Stream final : public ferry::sdk::Filter {
 
 class Guardrails final : public ferry::sdk::Middleware {
  public:
+  // The hooks the host calls are the ones Stream overrides.
+  using filter_type = Stream;
   explicit Guardrails(ferry::sdk::Config& c) {
     c.reject_unknown_keys({"pii", "rules", "apply_to", "redaction", "stream_window"});
     auto apply = c.string("/apply_to", "both");

@@ -96,6 +96,8 @@ class Limiter final : public ferry::sdk::Filter {
 
 class RateLimit final : public ferry::sdk::Middleware {
  public:
+  // The hooks the host calls are the ones Limiter overrides.
+  using filter_type = Limiter;
   explicit RateLimit(ferry::sdk::Config& c) {
     c.reject_unknown_keys({"algorithm", "window_ms", "on_limit", "max_queue_ms", "max_queued",
                            "on_unavailable", "default_completion_tokens", "limits"});

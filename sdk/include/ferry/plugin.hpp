@@ -1324,6 +1324,19 @@ struct MiddlewareGlue {
   }
 };
 
+// A middleware's per-request filter type, when it names it (`using
+// filter_type = MyFilter;`), else Filter itself (which overrides nothing).
+template <class T, class = void>
+struct filter_type_of {
+  using type = Filter;
+};
+template <class T>
+struct filter_type_of<T, std::void_t<typename T::filter_type>> {
+  using type = typename T::filter_type;
+};
+template <class T>
+inline constexpr bool has_filter_type = !std::is_same_v<typename filter_type_of<T>::type, Filter>;
+
 template <class T>
 const ferry_middleware_vtable* middleware_vtable() {
   static const ferry_middleware_vtable vt = [] {
@@ -1333,18 +1346,27 @@ const ferry_middleware_vtable* middleware_vtable() {
     v.destroy = &destroy<Middleware>;
     v.filter_new = &MiddlewareGlue::filter_new;
     v.filter_free = &MiddlewareGlue::filter_free;
-    // Hooks stay NULL unless overridden on T or a filter can exist, so the
-    // host skips the call entirely on the hot path.
+    // Hooks stay NULL unless T or its filter overrides them, so the host skips
+    // the call entirely on the hot path (an on_chunk costs a parse of every
+    // streamed chunk). Filters named by `using filter_type = ...;` are looked
+    // at; an unnamed filter type may override anything, so then every hook is set.
     constexpr bool has_filter = !std::is_same_v<decltype(&T::new_filter), decltype(&Middleware::new_filter)>;
-    if (has_filter || !std::is_same_v<decltype(&T::on_request), decltype(&Filter::on_request)>)
+    constexpr bool unknown_filter = has_filter && !has_filter_type<T>;
+    using F = typename filter_type_of<T>::type;
+    if (unknown_filter || !std::is_same_v<decltype(&T::on_request), decltype(&Filter::on_request)> ||
+        !std::is_same_v<decltype(&F::on_request), decltype(&Filter::on_request)>)
       v.on_request = &MiddlewareGlue::on_request;
-    if (has_filter || !std::is_same_v<decltype(&T::on_response), decltype(&Filter::on_response)>)
+    if (unknown_filter || !std::is_same_v<decltype(&T::on_response), decltype(&Filter::on_response)> ||
+        !std::is_same_v<decltype(&F::on_response), decltype(&Filter::on_response)>)
       v.on_response = &MiddlewareGlue::on_response;
-    if (has_filter || !std::is_same_v<decltype(&T::on_chunk), decltype(&Filter::on_chunk)>)
+    if (unknown_filter || !std::is_same_v<decltype(&T::on_chunk), decltype(&Filter::on_chunk)> ||
+        !std::is_same_v<decltype(&F::on_chunk), decltype(&Filter::on_chunk)>)
       v.on_chunk = &MiddlewareGlue::on_chunk;
-    if (has_filter || !std::is_same_v<decltype(&T::on_complete), decltype(&Filter::on_complete)>)
+    if (unknown_filter || !std::is_same_v<decltype(&T::on_complete), decltype(&Filter::on_complete)> ||
+        !std::is_same_v<decltype(&F::on_complete), decltype(&Filter::on_complete)>)
       v.on_complete = &MiddlewareGlue::on_complete;
-    if (has_filter || !std::is_same_v<decltype(&T::on_attempt), decltype(&Filter::on_attempt)>)
+    if (unknown_filter || !std::is_same_v<decltype(&T::on_attempt), decltype(&Filter::on_attempt)> ||
+        !std::is_same_v<decltype(&F::on_attempt), decltype(&Filter::on_attempt)>)
       v.on_attempt = &MiddlewareGlue::on_attempt;
     if (!std::is_same_v<decltype(&T::on_event), decltype(&Middleware::on_event)>)
       v.on_event = &MiddlewareGlue::on_event;
