@@ -3,7 +3,7 @@
 # Builds a loadable Ferry plugin: a MODULE library named ferry_<kind>_<name>.so
 # (dashes in NAME become underscores), linked against Ferry::sdk only, with
 # hidden symbols so that the entry point is its one export, and with
-# --no-undefined so that it cannot depend on symbols of the host (ABI.md R11).
+# --no-undefined so that it cannot depend on symbols of the host (ABI.md R7).
 function(ferry_add_plugin target)
   cmake_parse_arguments(FP "" "KIND;NAME" "SOURCES" ${ARGN})
   if(NOT FP_KIND MATCHES "^(provider|router|middleware|frontend)$")

@@ -62,7 +62,7 @@ extern "C" {
 #define FERRY_ENTRY_SYMBOL "ferry_plugin_negotiate"
 
 /* ------------------------------------------------------------------------ */
-/* Status codes. Fixed values, never reused (ABI.md R9).                     */
+/* Status codes. Fixed values, never reused (ABI.md R10).                    */
 /* ------------------------------------------------------------------------ */
 
 typedef int32_t ferry_status;

@@ -13,7 +13,7 @@
 //   FERRY_MIDDLEWARE_PLUGIN(Shout, "shout", "1.0.0")
 //
 // The generated trampolines catch every exception, so none crosses the C ABI
-// (sdk/ABI.md R10): a throwing hook becomes FERRY_ERR_INTERNAL and a log line.
+// (sdk/ABI.md R11): a throwing hook becomes FERRY_ERR_INTERNAL and a log line.
 // Everything here is a thin, non-owning view over host handles; lifetimes are
 // those of ferry.h.
 #ifndef FERRY_PLUGIN_HPP

@@ -199,11 +199,11 @@ typedef struct ferry_candidate {
   ferry_view name;
   uint32_t healthy;         /* 0 if the host currently considers it failing */
   uint32_t in_flight;       /* requests now in flight to it, all threads */
-  uint64_t latency_ewma_us; /* smoothed total latency, 0 if unknown */
+  uint64_t latency_ewma_us; /* smoothed total latency for this model, 0 if unknown */
   double error_rate;        /* recent fraction of failed attempts, 0..1 */
   /* --- ABI 1.1 --- */
-  uint64_t ttfb_ewma_us;        /* smoothed time to the first upstream byte, 0 if unknown */
-  const ferry_json* attributes; /* the provider's `attributes` table (tier, price, capabilities, ...), or NULL */
+  uint64_t ttfb_ewma_us;        /* smoothed time to first upstream byte, this model, 0 if unknown */
+  const ferry_json* attributes; /* the provider's `attributes` (tier, price, ...), or NULL */
 } ferry_candidate;
 
 /* The outcome of a request, given to middleware on_complete. Token counts are
@@ -224,6 +224,30 @@ typedef struct ferry_request_summary {
   int64_t prompt_tokens;
   int64_t completion_tokens;
 } ferry_request_summary;
+
+/* Something that happened in the gateway (ABI 1.1), given to middleware
+ * on_event: a plugin can forward events anywhere. */
+typedef int32_t ferry_event_type;
+#define FERRY_EVENT_PROVIDER_FAILED 1   /* an attempt failed (detail: the error) */
+#define FERRY_EVENT_PROVIDER_SWITCHED 2 /* a request failed over from provider to to_provider */
+#define FERRY_EVENT_BREAKER_OPENED 3    /* provider's circuit for model opened */
+#define FERRY_EVENT_BREAKER_CLOSED 4    /* ... and closed again */
+#define FERRY_EVENT_HEALTH_CHANGED 5    /* a health check changed state (detail: healthy/unhealthy) */
+
+/* OWNERSHIP: host; valid until on_event returns. Empty views for what does
+ * not apply (request_id for breaker and health events, to_provider ...). */
+typedef struct ferry_event {
+  size_t struct_size;
+  ferry_event_type type;
+  ferry_view name; /* "provider_failed", "provider_switched", ... */
+  ferry_view provider;
+  ferry_view to_provider;
+  ferry_view model;
+  ferry_view pipeline;
+  ferry_view request_id;
+  ferry_view detail;
+  uint64_t time_ns; /* FERRY_CLOCK_REALTIME */
+} ferry_event;
 
 typedef void (*ferry_task_fn)(ferry_task* task, int32_t cancelled);
 
@@ -355,6 +379,10 @@ typedef struct ferry_provider_vtable {
    * or sink_error exactly once (after any sink_chunk calls). */
   ferry_status (*serve)(ferry_instance* instance, ferry_ctx* ctx, const ferry_json* request,
                         ferry_sink* sink);
+  /* --- ABI 1.1 --- */
+  /* A cheap request for active health checks (e.g. GET /models); any 2xx
+   * answer counts as healthy. Called on the health checker's thread. */
+  ferry_status (*build_probe)(ferry_instance* instance, ferry_upstream* out);
 } ferry_provider_vtable;
 
 /* A routing strategy: orders the candidates; the order is the fallback chain.
@@ -366,7 +394,8 @@ typedef struct ferry_router_vtable {
   ferry_status (*create)(const ferry_json* config, ferry_instance** out);
   void (*destroy)(ferry_instance* instance);
   /* Writes up to count indices into order (capacity count) and their number
-   * into *order_len. Candidates left out are not tried. */
+   * into *order_len. Candidates left out are not tried. Since 1.1 it may
+   * return FERRY_RESPOND after ctx_respond to answer the client itself. */
   ferry_status (*route)(ferry_instance* instance, ferry_ctx* ctx, const ferry_json* request,
                         const ferry_candidate* const* candidates, size_t count, size_t* order,
                         size_t* order_len);
@@ -396,6 +425,10 @@ typedef struct ferry_middleware_vtable {
   ferry_status (*on_chunk)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx, ferry_json* chunk);
   void (*on_complete)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx,
                       const ferry_request_summary* summary);
+  /* --- ABI 1.1 --- */
+  /* A gateway event. May run on any worker thread (or the health checker's),
+   * at the same time as other calls: keep it thread-safe and quick. */
+  void (*on_event)(ferry_instance* instance, const ferry_event* event);
 } ferry_middleware_vtable;
 
 /* ------------------------------------------------------------------------ */
