@@ -67,8 +67,9 @@ std::unique_ptr<Instance<Vtable>> create_instance(plugin::Registry& registry, fe
   ferry_instance* instance = nullptr;
   size_t before = errors.size();
   ferry_status st;
+  auto self = plugin::instance_handle(lib->name(), block.name, kind);
   {
-    plugin::ConfigErrorScope scope(plugin::handle(&options), block, errors);
+    plugin::ConfigErrorScope scope(plugin::handle(&options), block, errors, self.get());
     st = vt->create(plugin::handle(&options), &instance);
   }
   if (st != FERRY_OK || errors.size() != before) {
@@ -78,7 +79,7 @@ std::unique_ptr<Instance<Vtable>> create_instance(plugin::Registry& registry, fe
                                        "' refused its configuration (status " + std::to_string(st) + ")"});
     return nullptr;
   }
-  return std::make_unique<Instance<Vtable>>(std::move(lib), *vt, instance);
+  return std::make_unique<Instance<Vtable>>(std::move(lib), *vt, instance, std::move(self));
 }
 
 }  // namespace

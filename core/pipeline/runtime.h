@@ -79,8 +79,9 @@ inline void ewma(std::atomic<uint64_t>& avg, uint64_t sample) {
 template <class Vtable>
 class Instance {
  public:
-  Instance(std::shared_ptr<plugin::PluginLibrary> lib, const Vtable& vt, ferry_instance* instance)
-      : lib_(std::move(lib)), instance_(instance) {
+  Instance(std::shared_ptr<plugin::PluginLibrary> lib, const Vtable& vt, ferry_instance* instance,
+           std::unique_ptr<ferry_plugin_handle> self)
+      : lib_(std::move(lib)), self_(std::move(self)), instance_(instance) {
     std::memcpy(&vt_, &vt, std::min(vt.struct_size, sizeof vt_));
   }
   ~Instance() {
@@ -95,6 +96,9 @@ class Instance {
 
  private:
   std::shared_ptr<plugin::PluginLibrary> lib_;
+  // Its own identity (ABI 1.3 instance_self): the plugin may hold it as long
+  // as the instance, so it is destroyed after `destroy` ran.
+  std::unique_ptr<ferry_plugin_handle> self_;
   Vtable vt_{};
   ferry_instance* instance_;
 };

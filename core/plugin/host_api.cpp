@@ -32,7 +32,7 @@ void host_log(ferry_plugin_handle* self, const ferry_ctx* c, ferry_log_level lev
   auto lvl = level >= 0 && level <= 4 ? kLevels[level] : spdlog::level::err;
   auto& logger = log::get();
   if (!logger.should_log(lvl)) return;
-  std::string_view name = self ? std::string_view(self->name) : std::string_view("plugin");
+  std::string_view name = self ? std::string_view(self->log_name) : std::string_view("plugin");
   // A plugin may log what an upstream said: credentials in it are masked.
   std::string text = secrets::scrub(sv(message));
   if (c)
@@ -47,12 +47,27 @@ uint64_t host_clock_ns(ferry_clock clock) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(since).count());
 }
 
-void host_metric(ferry_plugin_handle*, ferry_metric_kind kind, ferry_view name, double value) {
+// `name` with the instance's label, when the instance has a name of its own:
+// two instances of one plugin count apart.
+std::string instance_series(const ferry_plugin_handle* self, std::string_view name) {
+  std::string out(name);
+  if (!self || self->instance.empty()) return out;
+  std::string label = "instance=\"" + self->instance + "\"";
+  auto brace = out.find('{');
+  if (brace == std::string::npos)
+    out += "{" + label + "}";
+  else
+    out.insert(brace + 1, label + (out.compare(brace + 1, 1, "}") == 0 ? "" : ","));
+  return out;
+}
+
+void host_metric(ferry_plugin_handle* self, ferry_metric_kind kind, ferry_view name, double value) {
   auto& m = metrics::Registry::global();
+  std::string series = instance_series(self, sv(name));
   switch (kind) {
-    case FERRY_METRIC_COUNTER: m.add(sv(name), value); break;
-    case FERRY_METRIC_GAUGE: m.set(sv(name), value); break;
-    case FERRY_METRIC_HISTOGRAM: m.observe(sv(name), value); break;
+    case FERRY_METRIC_COUNTER: m.add(series, value); break;
+    case FERRY_METRIC_GAUGE: m.set(series, value); break;
+    case FERRY_METRIC_HISTOGRAM: m.observe(series, value); break;
     default: break;
   }
 }
@@ -323,10 +338,10 @@ ferry_status host_state_call(ferry_plugin_handle* self, ferry_ctx* c, const ferr
   state::Op op;
   op.op = req->op;
   op.flags = req->flags;
-  // Plugins cannot read or clobber each other's keys.
-  op.key.reserve(self->name.size() + 1 + req->key.len);
-  op.key.append(self->name).append(1, ':').append(sv(req->key));
-  op.strip = self->name.size() + 1;
+  // Plugins (and since 1.3 their instances) cannot read or clobber each other's keys.
+  op.key.reserve(self->state_prefix.size() + req->key.len);
+  op.key.append(self->state_prefix).append(sv(req->key));
+  op.strip = self->state_prefix.size();
   op.value.assign(sv(req->value));
   op.amount = req->amount;
   op.limit = req->limit;
@@ -532,6 +547,12 @@ ferry_status host_output_error(ferry_output* o, int32_t status, ferry_view type,
   return FERRY_OK;
 }
 
+ferry_plugin_handle* host_instance_self(const ferry_json* config) {
+  for (ConfigErrorScope* scope = g_scope; scope; scope = scope->previous())
+    if (scope->config == config) return scope->instance;
+  return nullptr;
+}
+
 const ferry_host_api kHostApi = [] {
   ferry_host_api a{};
   a.struct_size = sizeof a;
@@ -583,6 +604,7 @@ const ferry_host_api kHostApi = [] {
   a.output_body = host_output_body;
   a.output_event = host_output_event;
   a.output_error = host_output_error;
+  a.instance_self = host_instance_self;
   return a;
 }();
 
@@ -594,8 +616,8 @@ void set_state_store(state::Store* store) { g_store.store(store, std::memory_ord
 state::Store* state_store() { return g_store.load(std::memory_order_acquire); }
 
 ConfigErrorScope::ConfigErrorScope(const ferry_json* c, const config::PluginBlock& b,
-                                   std::vector<config::Diagnostic>& e)
-    : config(c), block(b), errors(e), previous_(g_scope) {
+                                   std::vector<config::Diagnostic>& e, ferry_plugin_handle* instance)
+    : config(c), block(b), errors(e), instance(instance), previous_(g_scope) {
   g_scope = this;
 }
 

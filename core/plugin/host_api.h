@@ -74,19 +74,22 @@ inline const ferry_headers* handle(const util::Headers* h) {
 }
 inline ferry_sink* handle(pipeline::Sink* s) { return reinterpret_cast<ferry_sink*>(s); }
 
-// While alive, config_error() calls about `config` become diagnostics placed
-// at the TOML position of the reported key. Control thread only.
+// The creation of one instance from `config`: while alive, config_error()
+// calls about it become diagnostics placed at the TOML position of the
+// reported key, and instance_self(config) answers `instance`. Control thread only.
 class ConfigErrorScope {
  public:
   ConfigErrorScope(const ferry_json* config, const config::PluginBlock& block,
-                   std::vector<config::Diagnostic>& errors);
+                   std::vector<config::Diagnostic>& errors, ferry_plugin_handle* instance = nullptr);
   ~ConfigErrorScope();
   ConfigErrorScope(const ConfigErrorScope&) = delete;
   ConfigErrorScope& operator=(const ConfigErrorScope&) = delete;
+  ConfigErrorScope* previous() const { return previous_; }
 
   const ferry_json* config;
   const config::PluginBlock& block;
   std::vector<config::Diagnostic>& errors;
+  ferry_plugin_handle* instance;
 
  private:
   ConfigErrorScope* previous_;

@@ -25,6 +25,19 @@ const char* kind_name(ferry_plugin_kind kind) {
   }
 }
 
+std::unique_ptr<ferry_plugin_handle> instance_handle(const std::string& plugin, const std::string& block,
+                                                     ferry_plugin_kind kind) {
+  auto h = std::make_unique<ferry_plugin_handle>();
+  h->name = plugin;
+  h->kind = kind;
+  // The block named after its plugin keeps the plugin's own names (and the
+  // state it kept before instances had names of their own).
+  if (block != plugin) h->instance = block;
+  h->log_name = h->instance.empty() ? plugin : plugin + "[" + block + "]";
+  h->state_prefix = (h->instance.empty() ? plugin : plugin + "." + block) + ":";
+  return h;
+}
+
 std::string file_name(ferry_plugin_kind kind, std::string_view name) {
   std::string n(name);
   for (auto& c : n)
@@ -133,6 +146,8 @@ std::shared_ptr<PluginLibrary> PluginLibrary::load(const std::string& path, std:
   p->abi_minor_ = n.plugin_abi_minor;
   p->handle_.name = n.plugin->name;
   p->handle_.kind = n.plugin->kind;
+  p->handle_.log_name = p->handle_.name;
+  p->handle_.state_prefix = p->handle_.name + ":";
   return p;
 }
 

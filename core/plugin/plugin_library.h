@@ -8,12 +8,26 @@
 
 #include <ferry/ferry.h>
 
-// The host side of a plugin's identity (ferry_plugin_handle in the ABI).
+// The host side of a plugin's identity (ferry_plugin_handle in the ABI): the
+// library's, from negotiation, or (ABI 1.3) one configured instance's.
 struct ferry_plugin_handle {
-  std::string name;
+  std::string name;  // the plugin's
   std::string path;
   ferry_plugin_kind kind = 0;
+  // An instance's block name when it differs from the plugin's ("limits" for
+  // [middleware.limits] plugin = "rate-limit"); empty for the library's handle.
+  std::string instance;
+  // How log lines name it: "rate-limit" or "rate-limit[limits]".
+  std::string log_name;
+  // Its state keys' prefix: "rate-limit:" or "rate-limit.limits:".
+  std::string state_prefix;
 };
+
+namespace ferry::plugin {
+// A handle for the instance `block` of the plugin `plugin`.
+std::unique_ptr<ferry_plugin_handle> instance_handle(const std::string& plugin, const std::string& block,
+                                                     ferry_plugin_kind kind);
+}  // namespace ferry::plugin
 
 namespace ferry::plugin {
 

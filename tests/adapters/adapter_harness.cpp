@@ -41,15 +41,17 @@ Created create(const std::string& path, const config::PluginBlock& block) {
   const ferry_provider_vtable* vt = lib->info().provider;
   json::Doc options = json::Doc::from_value(block.options);
   ferry_instance* instance = nullptr;
+  auto self = plugin::instance_handle(lib->name(), block.name, FERRY_KIND_PROVIDER);
   {
-    plugin::ConfigErrorScope scope(plugin::handle(&options), block, out.errors);
+    plugin::ConfigErrorScope scope(plugin::handle(&options), block, out.errors, self.get());
     out.status = vt->create(plugin::handle(&options), &instance);
   }
   if (out.status != FERRY_OK || !out.errors.empty()) {
     if (instance) vt->destroy(instance);
     return out;
   }
-  auto inst = std::make_unique<pipeline::Instance<ferry_provider_vtable>>(std::move(lib), *vt, instance);
+  auto inst = std::make_unique<pipeline::Instance<ferry_provider_vtable>>(std::move(lib), *vt, instance,
+                                                                          std::move(self));
   out.adapter = std::make_unique<Adapter>(block.name, std::move(inst));
   return out;
 }

@@ -168,7 +168,7 @@ TEST(RateLimitRedis, TwoInstancesAdmitExactlyTheLimitTogether) {
   EXPECT_EQ(statuses[200], 50) << "admitted across both instances";
   EXPECT_EQ(statuses[429], 250);
   // The counter lives in Redis, under the plugin's namespace.
-  EXPECT_NE(redis.cli({"--scan", "--pattern", "ferry:rate-limit:key:*"}).find("rpm"), std::string::npos);
+  EXPECT_NE(redis.cli({"--scan", "--pattern", "ferry:rate-limit.limits:key:*"}).find("rpm"), std::string::npos);
 }
 
 // The token bucket's state on Redis, "<tokens> <last refill ms>", of the one
@@ -198,7 +198,7 @@ TEST(RateLimitRedis, TwoInstancesShareOneTokenBucketExactly) {
   EXPECT_EQ(statuses[200], 50) << "admitted across both instances";
   EXPECT_EQ(statuses[429], 250);
   // One bucket in Redis (tokens and time), not a window, and it is empty.
-  EXPECT_LT(bucket_tokens(redis, "ferry:rate-limit:key:*"), 1.0);
+  EXPECT_LT(bucket_tokens(redis, "ferry:rate-limit.limits:key:*"), 1.0);
   auto refused = http_post(b->address(), "/v1/chat/completions", chat_body("m", "hi"), key("shared"));
   ASSERT_EQ(refused.status, 429) << refused.body;
   // The next token is due within one refill interval (two minutes).

@@ -26,8 +26,8 @@ namespace {
 #define FERRY_OFFSET(type, member) offsetof(type, member),
 #define FERRY_NAME(type, member) #type "." #member,
 
-void expect_same_layout(const char* version, const size_t* frozen, size_t count, const std::vector<size_t>& now,
-                        const std::vector<std::string>& names) {
+void expect_same_layout(const char* version, const size_t* frozen, size_t count,
+                        const std::vector<size_t>& now, const std::vector<std::string>& names) {
   ASSERT_EQ(count, now.size()) << version;
   for (size_t i = 0; i < count; ++i)
     EXPECT_EQ(frozen[i], now[i]) << names[i] << " moved since ABI " << version;

@@ -107,9 +107,11 @@ TEST(Registry, RefusesAPathOfTheWrongKind) {
 namespace ferry::plugin {
 namespace {
 
-const ferry_middleware_vtable& middleware_hooks(const std::string& name, std::shared_ptr<PluginLibrary>& keep) {
+const ferry_middleware_vtable& middleware_hooks(const std::string& name,
+                                                std::shared_ptr<PluginLibrary>& keep) {
   std::string err;
-  keep = PluginLibrary::load(std::string(FERRY_TEST_BUILTIN_PLUGIN_DIR) + "/ferry_middleware_" + name + ".so", &err);
+  keep = PluginLibrary::load(std::string(FERRY_TEST_BUILTIN_PLUGIN_DIR) + "/ferry_middleware_" + name + ".so",
+                             &err);
   EXPECT_TRUE(keep) << err;
   static const ferry_middleware_vtable none{};
   return keep ? *keep->info().middleware : none;

@@ -538,6 +538,13 @@ typedef struct ferry_host_api {
   /* decode only: refuse the request as the client's error. The host then
    * answers it through encode_error, so every error has one shape. */
   ferry_status (*output_error)(ferry_output* out, int32_t http_status, ferry_view type, ferry_view message);
+
+  /* --- ABI 1.3: instances (ABI.md R20). --- */
+  /* During create: the handle of the instance being created from `config`, to
+   * pass to log, metric and state_call instead of the negotiation's `self`, so
+   * that its log lines, metrics and state keys are its own. Valid as long as
+   * the instance. NULL for any other document. */
+  ferry_plugin_handle* (*instance_self)(const ferry_json* config);
 } ferry_host_api;
 
 /* ------------------------------------------------------------------------ */

@@ -43,6 +43,9 @@ struct ferry_task {
   std::function<void(bool cancelled)> fn;
   std::function<void(const ferry_state_result&)> state_fn;
   std::function<void(int status, std::string_view body, bool cancelled)> call_fn;
+  // The instance that made the call (1.3): current again when the callback
+  // runs, so that what it logs and stores stays that instance's.
+  ferry_plugin_handle* self = nullptr;
 };
 
 namespace ferry::sdk {
@@ -82,17 +85,46 @@ namespace detail {
 // Set once by ferry_plugin_negotiate before any other call (ABI.md R1).
 inline const ferry_host_api* g_host = nullptr;
 inline ferry_plugin_handle* g_self = nullptr;
+// The configured instance whose hook runs on this thread (ABI 1.3, R20):
+// logs, metrics and state keys are that instance's, not the library's.
+inline thread_local ferry_plugin_handle* t_self = nullptr;
+inline ferry_plugin_handle* current_self() { return t_self ? t_self : g_self; }
+
+// Makes `self` the current instance while alive.
+class SelfScope {
+ public:
+  explicit SelfScope(ferry_plugin_handle* self) : previous_(t_self) {
+    if (self) t_self = self;
+  }
+  ~SelfScope() { t_self = previous_; }
+  SelfScope(const SelfScope&) = delete;
+  SelfScope& operator=(const SelfScope&) = delete;
+
+ private:
+  ferry_plugin_handle* previous_;
+};
+
+// What every configured instance carries: its own handle from the host.
+class Identity {
+ public:
+  ferry_plugin_handle* instance_handle() const { return handle_; }
+
+ private:
+  template <class T, class Base>
+  friend ferry_status create(const ferry_json* config, ferry_instance** out) noexcept;
+  ferry_plugin_handle* handle_ = nullptr;
+};
 }  // namespace detail
 
 // The host's service table. Valid from negotiation until the plugin unloads.
 inline const ferry_host_api& host() { return *detail::g_host; }
 
 inline void log(LogLevel level, std::string_view message, const ferry_ctx* ctx = nullptr) {
-  host().log(detail::g_self, ctx, static_cast<ferry_log_level>(level), view(message));
+  host().log(detail::current_self(), ctx, static_cast<ferry_log_level>(level), view(message));
 }
 
 inline void metric(ferry_metric_kind kind, std::string_view name, double value) {
-  host().metric(detail::g_self, kind, view(name), value);
+  host().metric(detail::current_self(), kind, view(name), value);
 }
 
 inline uint64_t monotonic_ns() { return host().clock_ns(FERRY_CLOCK_MONOTONIC); }
@@ -622,6 +654,7 @@ struct StateResult {
 namespace detail {
 inline void run_state_task(ferry_task* task, const ferry_state_result* result) {
   std::unique_ptr<ferry_task> owned(task);
+  detail::SelfScope scope(owned->self);
   try {
     owned->state_fn(*result);
   } catch (...) {
@@ -638,7 +671,8 @@ inline void state_call(StateOp op, std::function<void(const StateResult&)> done)
                                 if (done && !r.cancelled) done(StateResult::from(r));
                               },
                               nullptr};
-  auto s = host().state_call(detail::g_self, nullptr, &op.request(), &detail::run_state_task, task);
+  task->self = detail::current_self();
+  auto s = host().state_call(detail::current_self(), nullptr, &op.request(), &detail::run_state_task, task);
   if (s != FERRY_OK) {
     ferry_state_result failed{sizeof failed, s, 0, 0, 0, 0, {}};
     detail::run_state_task(task, &failed);
@@ -699,6 +733,7 @@ class Context {
   // request ends first.
   Status schedule(uint64_t delay_ns, std::function<void(bool cancelled)> fn) {
     auto* task = new ferry_task{std::move(fn), nullptr, nullptr};
+    task->self = detail::current_self();
     auto s = host().schedule(ctx_, delay_ns, &Context::run_task, task);
     if (s != FERRY_OK) delete task;
     return static_cast<Status>(s);
@@ -755,6 +790,7 @@ class Context {
  private:
   static void run_task(ferry_task* task, int32_t cancelled) {
     std::unique_ptr<ferry_task> owned(task);
+    detail::SelfScope scope(owned->self);
     try {
       owned->fn(cancelled != 0);
     } catch (...) {
@@ -795,7 +831,8 @@ inline Status Context::state_then(const StateOp& op_in,
                                 }
                               },
                               nullptr};
-  auto s = host().state_call(detail::g_self, ctx_, &op.request(), &detail::run_state_task, task);
+  task->self = detail::current_self();
+  auto s = host().state_call(detail::current_self(), ctx_, &op.request(), &detail::run_state_task, task);
   flow->calling = false;
   if (s != FERRY_OK) {
     delete task;
@@ -854,7 +891,9 @@ inline Status Context::state_all_then(std::vector<StateOp> ops,
                                   if (--join->pending == 0) join->finish();
                                 },
                                 nullptr};
-    auto st = host().state_call(detail::g_self, ctx_, &ops[i].request(), &detail::run_state_task, task);
+    task->self = detail::current_self();
+    auto st =
+        host().state_call(detail::current_self(), ctx_, &ops[i].request(), &detail::run_state_task, task);
     if (st != FERRY_OK) {
       delete task;
       join->results[i].status = static_cast<Status>(st);
@@ -868,6 +907,7 @@ inline Status Context::state_all_then(std::vector<StateOp> ops,
 namespace detail {
 inline void run_call_task(ferry_task* task, int32_t status, ferry_view body, int32_t cancelled) {
   std::unique_ptr<ferry_task> owned(task);
+  detail::SelfScope scope(owned->self);
   try {
     owned->call_fn(status, sv(body), cancelled != 0);
   } catch (...) {
@@ -891,6 +931,7 @@ inline Status Context::call_then(std::string_view operation, std::string_view js
                                 }
                                 if (s != Status::kPause) ctx.resume(s);
                               }};
+  task->self = detail::current_self();
   auto s = host().ctx_call(ctx_, view(operation), view(json_body), &detail::run_call_task, task);
   if (s != FERRY_OK) {
     delete task;
@@ -1007,7 +1048,7 @@ class StreamParser {
   virtual Status on_event(Context& ctx, const SseEvent& event, Sink& sink) = 0;
 };
 
-class Provider {
+class Provider : public detail::Identity {
  public:
   virtual ~Provider() = default;
   virtual Status build_request(Context&, const Json& /*request*/, Upstream&) { return Status::kUnsupported; }
@@ -1043,7 +1084,7 @@ class Route {
   size_t len_ = 0;
 };
 
-class Router {
+class Router : public detail::Identity {
  public:
   virtual ~Router() = default;
   virtual Status route(Context& ctx, const Json& request, Route& route) = 0;
@@ -1092,7 +1133,7 @@ class AdminReply {
 // One configured middleware block. Shared by all worker threads: either keep
 // it immutable and override the hooks here, or return a per-request Filter
 // from new_filter() (then the hooks run on that filter).
-class Middleware : public Filter {
+class Middleware : public Filter, public detail::Identity {
  public:
   virtual std::unique_ptr<Filter> new_filter(Context&) { return nullptr; }
   // A gateway event (failover, breaker, health; ABI 1.1). Any thread, concurrently.
@@ -1121,13 +1162,30 @@ T* self(ferry_instance* i) {
   return reinterpret_cast<T*>(i);
 }
 
+// guarded(), with the instance `i` (created as a B) current while it runs.
+template <class B, class F>
+ferry_status guarded_as(ferry_instance* i, const char* what, F&& f) noexcept {
+  SelfScope scope(static_cast<Identity*>(self<B>(i))->instance_handle());
+  return guarded(what, std::forward<F>(f));
+}
+
+// The instance's own handle (ABI 1.3), or the library's from an older host.
+inline ferry_plugin_handle* instance_self(const ferry_json* config) {
+  if (g_host->struct_size <= offsetof(ferry_host_api, instance_self) || !g_host->instance_self) return g_self;
+  ferry_plugin_handle* h = g_host->instance_self(config);
+  return h ? h : g_self;
+}
+
 template <class T, class Base>
 ferry_status create(const ferry_json* config, ferry_instance** out) noexcept {
   *out = nullptr;
   Config cfg(config);
+  ferry_plugin_handle* me = instance_self(config);
+  SelfScope scope(me);  // what the constructor logs or stores is the instance's too
   try {
     auto obj = std::make_unique<T>(cfg);
     if (cfg.failed()) return FERRY_ERR_CONFIG;
+    static_cast<Identity&>(*obj).handle_ = me;
     *out = reinterpret_cast<ferry_instance*>(static_cast<Base*>(obj.release()));
     return FERRY_OK;
   } catch (const ConfigError& e) {
@@ -1152,7 +1210,7 @@ inline HttpResponse to_response(const ferry_http_response* r) {
 struct ProviderGlue {
   static ferry_status build_request(ferry_instance* i, ferry_ctx* c, const ferry_json* req,
                                     ferry_upstream* up) noexcept {
-    return guarded("build_request", [&] {
+    return guarded_as<Provider>(i, "build_request", [&] {
       Context ctx(c);
       Upstream u(up);
       return self<Provider>(i)->build_request(ctx, Json(req), u);
@@ -1160,7 +1218,7 @@ struct ProviderGlue {
   }
   static ferry_status parse_response(ferry_instance* i, ferry_ctx* c, const ferry_http_response* r,
                                      ferry_sink* s) noexcept {
-    return guarded("parse_response", [&] {
+    return guarded_as<Provider>(i, "parse_response", [&] {
       Context ctx(c);
       Sink sink(s);
       return self<Provider>(i)->parse_response(ctx, to_response(r), sink);
@@ -1168,7 +1226,7 @@ struct ProviderGlue {
   }
   static ferry_status stream_open(ferry_instance* i, ferry_ctx* c, ferry_stream** out) noexcept {
     *out = nullptr;
-    return guarded("stream_open", [&] {
+    return guarded_as<Provider>(i, "stream_open", [&] {
       Context ctx(c);
       auto parser = self<Provider>(i)->open_stream(ctx);
       if (!parser) return Status::kUnsupported;
@@ -1176,9 +1234,9 @@ struct ProviderGlue {
       return kOk;
     });
   }
-  static ferry_status parse_event(ferry_instance*, ferry_stream* st, ferry_ctx* c, const ferry_sse_event* e,
+  static ferry_status parse_event(ferry_instance* i, ferry_stream* st, ferry_ctx* c, const ferry_sse_event* e,
                                   ferry_sink* s) noexcept {
-    return guarded("parse_event", [&] {
+    return guarded_as<Provider>(i, "parse_event", [&] {
       Context ctx(c);
       Sink sink(s);
       SseEvent ev{sv(e->event), sv(e->data), sv(e->id), Json(e->json)};
@@ -1189,13 +1247,13 @@ struct ProviderGlue {
     delete reinterpret_cast<StreamParser*>(st);
   }
   static ferry_status build_probe(ferry_instance* i, ferry_upstream* up) noexcept {
-    return guarded("build_probe", [&] {
+    return guarded_as<Provider>(i, "build_probe", [&] {
       Upstream u(up);
       return self<Provider>(i)->build_probe(u);
     });
   }
   static ferry_status serve(ferry_instance* i, ferry_ctx* c, const ferry_json* req, ferry_sink* s) noexcept {
-    return guarded("serve", [&] {
+    return guarded_as<Provider>(i, "serve", [&] {
       Context ctx(c);
       Sink sink(s);
       return self<Provider>(i)->serve(ctx, Json(req), sink);
@@ -1235,7 +1293,7 @@ struct RouterGlue {
                             const ferry_candidate* const* cands, size_t n, size_t* order,
                             size_t* order_len) noexcept {
     *order_len = 0;
-    return guarded("route", [&] {
+    return guarded_as<Router>(i, "route", [&] {
       Context ctx(c);
       Route r(std::span<const ferry_candidate* const>(cands, n), order);
       auto s = self<Router>(i)->route(ctx, Json(req), r);
@@ -1265,7 +1323,7 @@ struct MiddlewareGlue {
   }
   static ferry_status filter_new(ferry_instance* i, ferry_ctx* c, ferry_filter** out) noexcept {
     *out = nullptr;
-    return guarded("new_filter", [&] {
+    return guarded_as<Middleware>(i, "new_filter", [&] {
       Context ctx(c);
       *out = reinterpret_cast<ferry_filter*>(self<Middleware>(i)->new_filter(ctx).release());
       return kOk;
@@ -1273,7 +1331,7 @@ struct MiddlewareGlue {
   }
   static void filter_free(ferry_instance*, ferry_filter* f) noexcept { delete reinterpret_cast<Filter*>(f); }
   static ferry_status on_request(ferry_instance* i, ferry_filter* f, ferry_ctx* c, ferry_json* doc) noexcept {
-    return guarded("on_request", [&] {
+    return guarded_as<Middleware>(i, "on_request", [&] {
       Context ctx(c);
       Json j(doc);
       return target(i, f).on_request(ctx, j);
@@ -1281,42 +1339,42 @@ struct MiddlewareGlue {
   }
   static ferry_status on_response(ferry_instance* i, ferry_filter* f, ferry_ctx* c,
                                   ferry_json* doc) noexcept {
-    return guarded("on_response", [&] {
+    return guarded_as<Middleware>(i, "on_response", [&] {
       Context ctx(c);
       Json j(doc);
       return target(i, f).on_response(ctx, j);
     });
   }
   static ferry_status on_chunk(ferry_instance* i, ferry_filter* f, ferry_ctx* c, ferry_json* doc) noexcept {
-    return guarded("on_chunk", [&] {
+    return guarded_as<Middleware>(i, "on_chunk", [&] {
       Context ctx(c);
       Json j(doc);
       return target(i, f).on_chunk(ctx, j);
     });
   }
   static void on_event(ferry_instance* i, const ferry_event* e) noexcept {
-    guarded("on_event", [&] {
+    guarded_as<Middleware>(i, "on_event", [&] {
       self<Middleware>(i)->on_event(*e);
       return kOk;
     });
   }
   static ferry_status on_attempt(ferry_instance* i, ferry_filter* f, ferry_ctx* c,
                                  ferry_view provider) noexcept {
-    return guarded("on_attempt", [&] {
+    return guarded_as<Middleware>(i, "on_attempt", [&] {
       Context ctx(c);
       return target(i, f).on_attempt(ctx, sv(provider));
     });
   }
   static ferry_status on_admin(ferry_instance* i, const ferry_admin_request* r,
                                ferry_admin_reply* reply) noexcept {
-    return guarded("on_admin", [&] {
+    return guarded_as<Middleware>(i, "on_admin", [&] {
       AdminRequest req{sv(r->method), sv(r->path), sv(r->query), sv(r->body)};
       return self<Middleware>(i)->on_admin(req, AdminReply(reply));
     });
   }
   static void on_complete(ferry_instance* i, ferry_filter* f, ferry_ctx* c,
                           const ferry_request_summary* s) noexcept {
-    guarded("on_complete", [&] {
+    guarded_as<Middleware>(i, "on_complete", [&] {
       Context ctx(c);
       target(i, f).on_complete(ctx, *s);
       return kOk;

@@ -88,7 +88,7 @@ class Encoder {
   virtual Status error(Context&, const ErrorInfo&, Output&) { return Status::kUnsupported; }
 };
 
-class Frontend : public Encoder {
+class Frontend : public Encoder, public detail::Identity {
  public:
   virtual std::span<const ferry_route> routes() const = 0;
   // kContinue: the route's operation is served with `request`, now canonical.
@@ -107,7 +107,7 @@ struct FrontendGlue {
   static ferry_status routes(ferry_instance* i, const ferry_route** out, size_t* count) noexcept {
     *out = nullptr;
     *count = 0;
-    return guarded("routes", [&] {
+    return guarded_as<Frontend>(i, "routes", [&] {
       auto r = self<Frontend>(i)->routes();
       *out = r.data();
       *count = r.size();
@@ -116,7 +116,7 @@ struct FrontendGlue {
   }
   static ferry_status decode(ferry_instance* i, ferry_ctx* c, const ferry_inbound* in, ferry_json* req,
                              ferry_output* o) noexcept {
-    return guarded("decode", [&] {
+    return guarded_as<Frontend>(i, "decode", [&] {
       Context ctx(c);
       Json request(req);
       Output out(o);
@@ -126,7 +126,7 @@ struct FrontendGlue {
   }
   static ferry_status encoder_open(ferry_instance* i, ferry_ctx* c, ferry_encoder** out) noexcept {
     *out = nullptr;
-    return guarded("new_encoder", [&] {
+    return guarded_as<Frontend>(i, "new_encoder", [&] {
       Context ctx(c);
       *out = reinterpret_cast<ferry_encoder*>(self<Frontend>(i)->new_encoder(ctx).release());
       return kOk;
@@ -137,7 +137,7 @@ struct FrontendGlue {
   }
   static ferry_status encode_response(ferry_instance* i, ferry_encoder* e, ferry_ctx* c, const ferry_json* r,
                                       ferry_output* o) noexcept {
-    return guarded("encode_response", [&] {
+    return guarded_as<Frontend>(i, "encode_response", [&] {
       Context ctx(c);
       Output out(o);
       return target(i, e).response(ctx, Json(r), out);
@@ -145,7 +145,7 @@ struct FrontendGlue {
   }
   static ferry_status encode_chunk(ferry_instance* i, ferry_encoder* e, ferry_ctx* c, const ferry_json* chunk,
                                    ferry_output* o) noexcept {
-    return guarded("encode_chunk", [&] {
+    return guarded_as<Frontend>(i, "encode_chunk", [&] {
       Context ctx(c);
       Output out(o);
       return target(i, e).chunk(ctx, Json(chunk), out);
@@ -153,7 +153,7 @@ struct FrontendGlue {
   }
   static ferry_status encode_end(ferry_instance* i, ferry_encoder* e, ferry_ctx* c,
                                  ferry_output* o) noexcept {
-    return guarded("encode_end", [&] {
+    return guarded_as<Frontend>(i, "encode_end", [&] {
       Context ctx(c);
       Output out(o);
       return target(i, e).end(ctx, out);
@@ -161,7 +161,7 @@ struct FrontendGlue {
   }
   static ferry_status encode_error(ferry_instance* i, ferry_encoder* e, ferry_ctx* c,
                                    const ferry_error_info* err, ferry_output* o) noexcept {
-    return guarded("encode_error", [&] {
+    return guarded_as<Frontend>(i, "encode_error", [&] {
       Context ctx(c);
       Output out(o);
       ErrorInfo info{err->http_status, sv(err->type),        sv(err->code),
