@@ -55,6 +55,17 @@ struct FrontendOutput {
   int error_status = 0;
   std::string error_type;
   std::string error_message;
+  // Empty again, keeping the buffers' capacity (one output reused per event).
+  void reset() {
+    headers.clear();
+    has_body = false;
+    status = error_status = 0;
+    content_type.clear();
+    body.clear();
+    events.clear();
+    error_type.clear();
+    error_message.clear();
+  }
 };
 inline ferry_output* handle(FrontendOutput* o) { return reinterpret_cast<ferry_output*>(o); }
 

@@ -146,7 +146,8 @@ void FrontendWriter::queue_output(plugin::FrontendOutput& out) {
 }
 
 void FrontendWriter::queue_event(std::string_view data) {
-  plugin::FrontendOutput out;
+  plugin::FrontendOutput& out = event_out_;
+  out.reset();
   const auto& vt = frontend_.plugin->vt();
   auto* instance = frontend_.plugin->instance();
   ferry_status st = FERRY_OK;
@@ -178,10 +179,11 @@ void FrontendWriter::end_events() {
   http_.end_stream();
 }
 
+// Not a coroutine: the writer's own awaitable is handed on, so a flush per
+// batch of events costs no frame of its own.
 asio::awaitable<bool> FrontendWriter::flush() {
   if (stream_wanted_) start_stream({});
-  bool sent = co_await http_.flush();
-  co_return sent;
+  return http_.flush();
 }
 
 }  // namespace ferry::host

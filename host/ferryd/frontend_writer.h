@@ -49,10 +49,11 @@ class FrontendWriter final : public pipeline::ClientWriter {
   HttpWriter& http_;
   bool encoder_open_ = false;
   ferry_encoder* encoder_ = nullptr;
-  util::Headers stream_headers_;  // from begin_events, until the head goes out
-  bool stream_wanted_ = false;    // the engine began a stream
-  bool stream_started_ = false;   // its head is queued
-  bool stream_failed_ = false;    // an error event ended it: only its end is encoded
+  util::Headers stream_headers_;      // from begin_events, until the head goes out
+  bool stream_wanted_ = false;        // the engine began a stream
+  bool stream_started_ = false;       // its head is queued
+  bool stream_failed_ = false;        // an error event ended it: only its end is encoded
+  plugin::FrontendOutput event_out_;  // reused for every stream event: no allocation per chunk
 };
 
 }  // namespace ferry::host
