@@ -14,11 +14,11 @@
 
 #include "core/log/log.h"
 #include "core/metrics/metrics.h"
+#include "core/pipeline/failure.h"
 #include "core/pipeline/request_checks.h"
 #include "core/pipeline/usage_estimate.h"
 #include "core/plugin/host_api.h"
 #include "core/sse/sse_parser.h"
-#include "core/util/secrets.h"
 
 namespace ferry::pipeline {
 
@@ -35,44 +35,6 @@ std::string error_json(std::string_view message, std::string_view type, std::str
 namespace {
 
 ferry_view fv(std::string_view s) { return ferry_view{s.data(), s.size()}; }
-
-// Why an attempt did not produce an answer the client got.
-struct Failure {
-  int status = 502;
-  std::string type = "upstream_error";
-  std::string code;
-  std::string message;
-  std::string retry_after;
-  resilience::ErrorClass cls = resilience::ErrorClass::kServerError;
-};
-
-Failure from_upstream(const http::UpstreamError& e, std::string_view provider) {
-  using K = http::UpstreamError::Kind;
-  Failure f;
-  f.message = "provider '" + std::string(provider) + "': " + e.message;
-  switch (e.kind) {
-    case K::kTimeout:
-      f.status = 504;
-      f.type = "timeout_error";
-      f.code = "upstream_timeout";
-      f.cls = resilience::ErrorClass::kTimeout;
-      break;
-    case K::kTooLarge:
-    case K::kProtocol: f.code = "bad_upstream_response"; break;
-    case K::kCancelled:
-      // The request was abandoned (its client went away): nothing to hold
-      // against the provider.
-      f.status = 499;
-      f.code = "client_gone";
-      f.cls = resilience::ErrorClass::kClientError;
-      break;
-    default:
-      f.code = "upstream_unavailable";
-      f.cls = resilience::ErrorClass::kConnect;
-      break;
-  }
-  return f;
-}
 
 // What an upstream's SSE error event says, for the failure it becomes.
 std::string error_event_message(Doc& data) {
@@ -337,9 +299,8 @@ class Call {
   }
   asio::awaitable<std::optional<std::vector<const Provider*>>> choose_providers();
   asio::awaitable<void> reply_circuit_open(const std::string& providers) {
-    std::string message = "no provider can take the request: the circuit breaker is open for " + providers +
-                          " (model '" + ctx_.model + "')";
-    co_await reply_error(503, std::move(message), "upstream_error", "circuit_open", "1");
+    Failure f = circuits_open(providers, ctx_.model);
+    co_await reply_failure(f);
   }
   asio::awaitable<Result> attempt(const Provider& p);
   asio::awaitable<Result> http_attempt(const Provider& p);
@@ -429,15 +390,6 @@ class Call {
     if (attempt_model_) ewma(attempt_model_->ttfb_ewma_us, static_cast<uint64_t>(us.count()));
   }
   ModelState* attempt_model_ = nullptr;  // the current attempt's provider+model state
-  // A provider answered FERRY_ERR_UNSUPPORTED: not its kind of request
-  // (embeddings from a chat-only API); the next candidate is tried.
-  Failure unsupported(const Provider& p) const {
-    return Failure{502,
-                   "upstream_error",
-                   "unsupported_operation",
-                   "provider '" + p.name + "' does not serve " + ctx_.operation_name(),
-                   {}};
-  }
   // The answer's text as forwarded, for usage an upstream did not report,
   // and the bound a stream may not pass (max_tokens, times n choices).
   ForwardedText forwarded_;
@@ -609,24 +561,13 @@ asio::awaitable<Outcome> Call::run() {
         // The host-read tags skip_reason and retry_after_ms say why and for how long.
         const std::string* reason = ctx_.tag("skip_reason");
         const std::string* after_ms = ctx_.tag("retry_after_ms");
-        std::string retry_after;
-        if (after_ms)
-          retry_after = std::to_string((std::strtoull(after_ms->c_str(), nullptr, 10) + 999) / 1000);
-        failures.push_back(Failure{429, "rate_limit_error", "provider_skipped",
-                                   "provider '" + p->name + "': skipped by middleware '" + skipped_by + "'" +
-                                       (reason ? ": " + *reason : std::string()),
-                                   retry_after, resilience::ErrorClass::kRateLimited});
+        failures.push_back(Failure::provider_skipped(p->name, skipped_by, reason, after_ms));
         last_failure_ = failures.back();
         break;
       }
       if (!breaker.acquire()) {
         // Its half-open probe slots were taken since routing (or it just opened).
-        failures.push_back(Failure{503,
-                                   "upstream_error",
-                                   "circuit_open",
-                                   "provider '" + p->name + "': circuit breaker open",
-                                   {},
-                                   resilience::ErrorClass::kServerError});
+        failures.push_back(Failure::circuit_open(p->name));
         break;
       }
       if (retry == 0 && !last_failed_provider_.empty())
@@ -724,36 +665,8 @@ asio::awaitable<Outcome> Call::run() {
                       last_failure_.message);
   }
   if (!done && o_.status == 0) {
-    Failure all;
-    if (deadline_hit) {
-      all.status = 504;
-      all.type = "timeout_error";
-      all.code = "deadline_exceeded";
-      all.message = "the request's deadline of " + std::to_string(deadline_ms_) + " ms passed";
-      for (size_t i = 0; i < failures.size(); ++i)
-        all.message += (i ? "; " : " after: ") + failures[i].message;
-    } else if (failures.empty()) {
-      all.status = 400;
-      all.type = "invalid_request_error";
-      all.code = "context_length_exceeded";
-      all.message = "no provider of pipeline '" + pipeline_->name + "' has a larger context window";
-    } else if (failures.size() == 1 || failures.back().cls == resilience::ErrorClass::kContextLength) {
-      all = failures.back();
-    } else {
-      // Every candidate failed with a provider-side error.
-      bool all_timeouts = true;
-      bool all_limited = true;
-      all.message = "all " + std::to_string(failures.size()) + " attempts failed: ";
-      for (size_t i = 0; i < failures.size(); ++i) {
-        all_timeouts = all_timeouts && failures[i].status == 504;
-        all_limited = all_limited && failures[i].status == 429;
-        all.message += (i ? "; " : "") + failures[i].message;
-      }
-      all.status = all_timeouts ? 504 : all_limited ? 429 : 502;
-      all.type = all_timeouts ? "timeout_error" : all_limited ? "rate_limit_error" : "upstream_error";
-      all.code = "all_providers_failed";
-      if (all_limited) all.retry_after = failures.back().retry_after;
-    }
+    Failure all = deadline_hit ? deadline_exceeded(deadline_ms_, failures)
+                               : all_attempts_failed(pipeline_->name, failures);
     co_await reply_failure(all);
   }
   if (client_gone_) o_.status = 499;
@@ -976,22 +889,7 @@ asio::awaitable<Call::Result> Call::on_event(SinkEvent& ev, const Provider& p, b
   done = true;
   switch (ev.kind) {
     case K::kError: {
-      Failure f;
-      f.status = ev.status;
-      f.cls = resilience::classify(ev.status, ev.type, ev.message);
-      if (f.status == 401 || f.status == 403) {
-        // The upstream refused the gateway's credentials: not the client's
-        // fault, and another provider may well accept its own.
-        ev.message = "upstream rejected the configured credentials (HTTP " + std::to_string(f.status) +
-                     "): " + ev.message;
-        f.status = 502;
-        ev.type = "upstream_error";
-      }
-      f.type = ev.type.empty() ? "upstream_error" : ev.type;
-      f.code = "upstream_error";
-      // What the upstream said goes to the client and the logs: an error
-      // body may echo the gateway's own credentials.
-      f.message = "provider '" + p.name + "': " + secrets::scrub(ev.message);
+      Failure f = Failure::from_upstream_error(p.name, ev.status, ev.type, ev.message);
       Result r = co_await fail(std::move(f));
       co_return r;
     }
@@ -1034,10 +932,10 @@ asio::awaitable<Call::Result> Call::on_event(SinkEvent& ev, const Provider& p, b
     }
   }
   // An answer of the wrong shape for this request: the provider is broken.
-  std::string why = ev.kind == K::kChunk  ? "streamed an answer to a non-streaming request"
-                    : ev.kind == K::kDone ? "ended without an answer"
-                                          : "returned a response that is not a JSON object";
-  Failure f{502, "upstream_error", "bad_upstream_response", "provider '" + p.name + "' " + why, {}};
+  std::string_view why = ev.kind == K::kChunk  ? "streamed an answer to a non-streaming request"
+                         : ev.kind == K::kDone ? "ended without an answer"
+                                               : "returned a response that is not a JSON object";
+  Failure f = Failure::bad_upstream(p.name, why);
   Result r = co_await fail(std::move(f));
   co_return r;
 }
@@ -1051,24 +949,18 @@ asio::awaitable<Call::Result> Call::serve_attempt(const Provider& p) {
   if (st != FERRY_OK && st != FERRY_PAUSE && !sink->has_events()) {
     last_failure_ =
         st == FERRY_ERR_UNSUPPORTED
-            ? unsupported(p)
-            : Failure{502,
-                      "upstream_error",
-                      "provider_error",
-                      "provider '" + p.name + "' failed to serve (status " + std::to_string(st) + ")",
-                      {}};
+            ? Failure::unsupported(p.name, ctx_.operation_name())
+            : Failure::provider_error(p.name, "failed to serve (status " + std::to_string(st) + ")");
     co_return Result::kFailed;
   }
   for (;;) {
     bool woke = co_await sink->wait(limits(p).read);
     if (!woke) {
       sink->abandon();
-      std::string msg =
-          "provider '" + p.name + "' produced nothing for " + std::to_string(p.upstream.read.count()) + " ms";
       // A named Failure, not a braced temporary: g++ 12 frees temporaries in
-      // co_await arguments too early (README, "Coroutines").
-      Failure f{
-          504, "timeout_error", "upstream_timeout", std::move(msg), {}, resilience::ErrorClass::kTimeout};
+      // co_await arguments too early (README, "Working on Ferry").
+      Failure f = Failure::upstream_timeout(
+          p.name, "produced nothing for " + std::to_string(p.upstream.read.count()) + " ms");
       Result r = co_await fail(std::move(f));
       co_return r;
     }
@@ -1100,16 +992,12 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
   ctx_.request.clear_scratch();
   if (st == FERRY_ERR_UNSUPPORTED) {
     // Not this adapter's kind of request (embeddings from a chat-only API).
-    last_failure_ = unsupported(p);
+    last_failure_ = Failure::unsupported(p.name, ctx_.operation_name());
     co_return Result::kFailed;
   }
   if (st != FERRY_OK || build.request.url.empty()) {
-    last_failure_ = Failure{
-        502,
-        "upstream_error",
-        "provider_error",
-        "provider '" + p.name + "' could not build the upstream request (status " + std::to_string(st) + ")",
-        {}};
+    last_failure_ = Failure::provider_error(
+        p.name, "could not build the upstream request (status " + std::to_string(st) + ")");
     co_return Result::kFailed;
   }
   for (const auto& h : ctx_.upstream_headers) build.request.headers.set(h.name, h.value);
@@ -1118,7 +1006,7 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
 
   auto sent = co_await client_.send(build.request, limits(p), ctx_.upstream_cancel_slot());
   if (sent.error) {
-    last_failure_ = from_upstream(sent.error, p.name);
+    last_failure_ = Failure::from_upstream(sent.error, p.name);
     co_return Result::kFailed;
   }
   auto& ex = *sent.exchange;
@@ -1127,12 +1015,9 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
   // (nor passed on as JSON), so it is a broken upstream, not a client error.
   if (const std::string* encoding = ex.headers().get("content-encoding");
       encoding && !encoding->empty() && !util::iequals(*encoding, "identity")) {
-    last_failure_ = Failure{502,
-                            "upstream_error",
-                            "bad_upstream_response",
-                            "provider '" + p.name + "' answered with Content-Encoding: " +
-                                json::printable(*encoding, 40) + ", which ferryd did not ask for",
-                            {}};
+    last_failure_ =
+        Failure::bad_upstream(p.name, "answered with Content-Encoding: " + json::printable(*encoding, 40) +
+                                          ", which ferryd did not ask for");
     co_return Result::kFailed;
   }
   const std::string* content_type = ex.headers().get("content-type");
@@ -1144,7 +1029,7 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
     std::string body;
     auto err = co_await ex.read_all(body, options_.max_upstream_body);
     if (err) {
-      last_failure_ = from_upstream(err, p.name);
+      last_failure_ = Failure::from_upstream(err, p.name);
       co_return Result::kFailed;
     }
     Doc body_doc = Doc::from_text(std::move(body));
@@ -1156,13 +1041,9 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
     sink->adopt_source();
     sink->drain_into(batch_);
     if (batch_.empty()) {
-      last_failure_ =
-          Failure{502,
-                  "upstream_error",
-                  "bad_upstream_response",
-                  "provider '" + p.name + "': its adapter could not read the upstream answer (HTTP " +
-                      std::to_string(ex.status()) + ", status " + std::to_string(st) + ")",
-                  {}};
+      last_failure_ = Failure::bad_upstream(
+          p.name, ": its adapter could not read the upstream answer (HTTP " + std::to_string(ex.status()) +
+                      ", status " + std::to_string(st) + ")");
       co_return Result::kFailed;
     }
     for (auto& ev : batch_) {
@@ -1174,22 +1055,14 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
       if (done || r != Result::kSuccess) co_return r;
     }
     // A non-streamed answer whose events did not finish it.
-    last_failure_ = Failure{502,
-                            "upstream_error",
-                            "bad_upstream_response",
-                            "provider '" + p.name + "' gave an incomplete answer",
-                            {}};
+    last_failure_ = Failure::bad_upstream(p.name, "gave an incomplete answer");
     co_return Result::kFailed;
   }
 
   // Server-Sent Events: forward each chunk as soon as it is parsed.
   ferry_stream* state = nullptr;
   if (vt.stream_open && vt.stream_open(p.plugin->instance(), plugin::handle(&ctx_), &state) != FERRY_OK) {
-    last_failure_ = Failure{502,
-                            "upstream_error",
-                            "provider_error",
-                            "provider '" + p.name + "' could not start reading the stream",
-                            {}};
+    last_failure_ = Failure::provider_error(p.name, "could not start reading the stream");
     co_return Result::kFailed;
   }
   struct StreamCloser {
@@ -1211,7 +1084,7 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
     if (committed_) ex.set_read_timeout(p.upstream.read);
     auto err = co_await ex.read_some(bytes, &eof);
     if (err) {
-      Failure f = from_upstream(err, p.name);
+      Failure f = Failure::from_upstream(err, p.name);
       Result r = co_await fail(std::move(f));
       co_return r;
     }
@@ -1232,10 +1105,9 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
       if (e.event == "error") sink->error_unless_handled(before, error_event_message(data));
     });
     if (!ok || adapter_status != FERRY_OK) {
-      std::string msg = !ok ? "provider '" + p.name + "' sent an oversized stream event"
-                            : "provider '" + p.name + "': its adapter rejected a stream event (status " +
-                                  std::to_string(adapter_status) + ")";
-      Failure f{502, "upstream_error", "bad_upstream_response", std::move(msg), {}};
+      Failure f = !ok ? Failure::bad_upstream(p.name, "sent an oversized stream event")
+                      : Failure::bad_upstream(p.name, ": its adapter rejected a stream event (status " +
+                                                          std::to_string(adapter_status) + ")");
       Result r = co_await fail(std::move(f));
       co_return r;
     }
@@ -1255,8 +1127,7 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
       if (!sent) co_return Result::kFinished;
     }
     if (eof) {
-      std::string msg = "provider '" + p.name + "' closed the stream before it finished";
-      Failure f{502, "upstream_error", "stream_interrupted", std::move(msg), {}};
+      Failure f = Failure::stream_interrupted(p.name, "closed the stream before it finished");
       Result r = co_await fail(std::move(f));
       co_return r;
     }
@@ -1308,12 +1179,12 @@ asio::awaitable<bool> Call::deliver_chunk(Doc chunk) {
   // it (an on_chunk hook, the usage chunk): a validating scan is much cheaper.
   bool valid = has_chunk_hooks_ ? chunk.value() && chunk.value()->is_object() : chunk.is_object();
   if (!valid) {
-    std::string msg = "provider '" + ctx_.provider + "' sent a stream chunk that is not a JSON object";
+    Failure f = Failure::bad_upstream(ctx_.provider, "sent a stream chunk that is not a JSON object");
     if (!committed_) {
-      last_failure_ = Failure{502, "upstream_error", "bad_upstream_response", msg, {}};
+      last_failure_ = std::move(f);
       co_return false;
     }
-    co_await abort_stream(msg);
+    co_await abort_stream(f.message);
     co_return false;
   }
   if (has_usage_object(chunk.text()) && chunk.value()) {
