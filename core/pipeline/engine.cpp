@@ -15,6 +15,7 @@
 #include "core/log/log.h"
 #include "core/metrics/metrics.h"
 #include "core/pipeline/failure.h"
+#include "core/pipeline/middleware_chain.h"
 #include "core/pipeline/request_checks.h"
 #include "core/pipeline/usage_estimate.h"
 #include "core/plugin/host_api.h"
@@ -129,7 +130,12 @@ class InFlight {
 class Call {
  public:
   Call(Engine& engine, RequestContext& ctx, ClientWriter& out)
-      : rt_(engine.runtime_), client_(engine.client_), options_(engine.options_), ctx_(ctx), out_(out) {}
+      : rt_(engine.runtime_),
+        client_(engine.client_),
+        options_(engine.options_),
+        ctx_(ctx),
+        out_(out),
+        chain_(ctx, engine.options_.pause_timeout) {}
   // A request that ends any other way than through run()'s end (an exception)
   // still completes: plugins' on_complete gives back what on_request took.
   ~Call() {
@@ -138,16 +144,11 @@ class Call {
       if (o_.error.empty()) o_.error = "the request failed inside the gateway";
       complete();
     }
-    free_filters();
   }
 
   asio::awaitable<Outcome> run();
 
  private:
-  struct ActiveFilter {
-    const Middleware* middleware;
-    ferry_filter* filter = nullptr;
-  };
   enum class Result { kSuccess, kFailed, kFinished };
 
   // ---- answering the client
@@ -190,24 +191,6 @@ class Call {
   }
 
   // ---- middleware hooks
-  struct HookResult {
-    ferry_status status;
-    bool timed_out = false;
-  };
-  asio::awaitable<HookResult> settle(ferry_status st) {
-    if (st != FERRY_PAUSE) co_return HookResult{st};
-    auto resumed = co_await ctx_.async->wait_resume(options_.pause_timeout);
-    if (!resumed) co_return HookResult{FERRY_ERR_INTERNAL, true};
-    co_return HookResult{*resumed};
-  }
-  std::string hook_failure(const ActiveFilter& f, const char* hook, const HookResult& r) {
-    if (r.timed_out)
-      return "middleware '" + f.middleware->name + "' paused in " + hook + " and did not resume within " +
-             std::to_string(options_.pause_timeout.count()) + " ms";
-    return "middleware '" + f.middleware->name + "' failed in " + hook + " (status " +
-           std::to_string(r.status) + ")";
-  }
-
   asio::awaitable<bool> run_on_request();
   // on_attempt hooks (1.2): the name of the middleware that skipped p, or "".
   asio::awaitable<std::string> run_on_attempt(const Provider& p);
@@ -310,14 +293,6 @@ class Call {
   void prepare_upstream_request(const Provider& p);
 
   void complete();
-  void free_filters() {
-    for (auto& f : filters_) {
-      if (f.filter && f.middleware->plugin->vt().filter_free)
-        f.middleware->plugin->vt().filter_free(f.middleware->plugin->instance(), f.filter);
-      f.filter = nullptr;
-    }
-  }
-
   const Runtime& rt_;
   http::UpstreamClient& client_;
   const EngineOptions& options_;
@@ -325,9 +300,8 @@ class Call {
   ClientWriter& out_;
 
   const Pipeline* pipeline_ = nullptr;
-  std::vector<ActiveFilter> filters_;
-  bool include_usage_ = false;  // what the client asked for
-  bool has_chunk_hooks_ = false;
+  MiddlewareChain chain_;
+  bool include_usage_ = false;          // what the client asked for
   std::string requested_model_;         // the request's model once middleware ran
   std::string last_failed_provider_;    // the provider of the last failed attempt, for provider_switched
   bool provider_broke_stream_ = false;  // the current attempt failed after its first byte
@@ -675,67 +649,28 @@ asio::awaitable<Outcome> Call::run() {
 }
 
 asio::awaitable<std::string> Call::run_on_attempt(const Provider& p) {
-  for (auto& f : filters_) {
-    const auto& vt = f.middleware->plugin->vt();
-    if (!vt.on_attempt) continue;
-    ferry_status st =
-        vt.on_attempt(f.middleware->plugin->instance(), f.filter, plugin::handle(&ctx_), fv(p.name));
-    if (st == FERRY_CONTINUE) continue;  // the common case: no coroutine frame for settle()
-    HookResult r{st};
-    if (st == FERRY_PAUSE) r = co_await settle(st);
-    if (r.status == FERRY_CONTINUE) continue;
-    if (r.status != FERRY_SKIP)
-      log::get().warn("[{}] {}; the provider is skipped", ctx_.request_id, hook_failure(f, "on_attempt", r));
-    co_return f.middleware->name;
-  }
-  co_return std::string();
+  if (!chain_.has_attempt_hooks()) co_return std::string();
+  HookOutcome r = co_await chain_.on_attempt(p.name);
+  if (r.proceeds()) co_return std::string();
+  if (r.kind != HookOutcome::Kind::kSkip)
+    log::get().warn("[{}] {}; the provider is skipped", ctx_.request_id, r.message);
+  co_return r.middleware->name;
 }
 
 asio::awaitable<bool> Call::run_on_request() {
   if (ctx_.internal) co_return true;  // a plugin's own call: no middleware
-  filters_.reserve(pipeline_->middleware.size());
-  for (const Middleware* m : pipeline_->middleware) {
-    ActiveFilter f{m};
-    const auto& vt = m->plugin->vt();
-    if (vt.filter_new) {
-      ferry_status st = vt.filter_new(m->plugin->instance(), plugin::handle(&ctx_), &f.filter);
-      if (st != FERRY_OK) {
-        co_await reply_error(
-            500, "middleware '" + m->name + "' failed to start (status " + std::to_string(st) + ")",
-            "server_error", "plugin_error");
-        co_return false;
-      }
-    }
-    filters_.push_back(f);
-    has_chunk_hooks_ = has_chunk_hooks_ || vt.on_chunk;
-    if (!vt.on_request) continue;
-    ferry_status st =
-        vt.on_request(m->plugin->instance(), f.filter, plugin::handle(&ctx_), plugin::handle(&ctx_.request));
-    ctx_.request.clear_scratch();
-    HookResult r = co_await settle(st);
-    if (r.status == FERRY_CONTINUE) {
-      if (!ctx_.request.value() || !ctx_.request.value()->is_object()) {
-        co_await reply_error(500, "middleware '" + m->name + "' left the request without a JSON object",
-                             "server_error", "plugin_error");
-        co_return false;
-      }
-      continue;
-    }
-    if (r.status == FERRY_RESPOND && ctx_.respond_status) {
-      o_.status = ctx_.respond_status;
-      o_.provider = "";
-      bool sent = co_await send_respond();
-      if (!sent) o_.status = 499;
-      if (ctx_.respond_status >= 400) o_.error = "answered by middleware '" + m->name + "'";
-      co_return false;
-    }
-    int status = r.timed_out ? 504 : 500;
-    std::string message = hook_failure(f, "on_request", r);
-    co_await reply_error(status, std::move(message), r.timed_out ? "timeout_error" : "server_error",
-                         "plugin_error");
+  HookOutcome r = co_await chain_.on_request(pipeline_->middleware);
+  if (r.proceeds()) co_return true;
+  if (r.kind == HookOutcome::Kind::kRespond) {
+    o_.status = ctx_.respond_status;
+    o_.provider = "";
+    bool sent = co_await send_respond();
+    if (!sent) o_.status = 499;
+    if (ctx_.respond_status >= 400) o_.error = "answered by middleware '" + r.middleware->name + "'";
     co_return false;
   }
-  co_return true;
+  co_await reply_error(r.http_status(), std::move(r.message), r.error_type(), "plugin_error");
+  co_return false;
 }
 
 asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_providers() {
@@ -1140,15 +1075,9 @@ asio::awaitable<bool> Call::deliver_response(Doc& response, const Provider& p) {
     o_.prompt_tokens = int_field(*u, "prompt_tokens");
     o_.completion_tokens = int_field(*u, "completion_tokens");
   }
-  for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
-    const auto& vt = it->middleware->plugin->vt();
-    if (!vt.on_response) continue;
-    ferry_status st = vt.on_response(it->middleware->plugin->instance(), it->filter, plugin::handle(&ctx_),
-                                     plugin::handle(&response));
-    response.clear_scratch();
-    HookResult r = co_await settle(st);
-    if (r.status == FERRY_CONTINUE && response.value() && response.value()->is_object()) continue;
-    if (r.status == FERRY_RESPOND && ctx_.respond_status) {
+  if (chain_.has_response_hooks()) {
+    HookOutcome r = co_await chain_.on_response(response);
+    if (r.kind == HookOutcome::Kind::kRespond) {
       o_.status = ctx_.respond_status;
       ctx_.response_started = true;
       o_.ttfb = since_start();
@@ -1156,11 +1085,10 @@ asio::awaitable<bool> Call::deliver_response(Doc& response, const Provider& p) {
       if (!sent) o_.status = 499;
       co_return true;
     }
-    int status = r.timed_out ? 504 : 500;
-    std::string message = hook_failure(*it, "on_response", r);
-    co_await reply_error(status, std::move(message), r.timed_out ? "timeout_error" : "server_error",
-                         "plugin_error");
-    co_return true;
+    if (!r.proceeds()) {
+      co_await reply_error(r.http_status(), std::move(r.message), r.error_type(), "plugin_error");
+      co_return true;
+    }
   }
   (void)p;
   if (o_.completion_tokens < 0) forwarded_.add(response.text());
@@ -1177,7 +1105,7 @@ asio::awaitable<bool> Call::deliver_chunk(Doc chunk) {
   // Every chunk is checked before it is forwarded, so garbage never reaches a
   // client as if it were an answer. The tree is built only when someone needs
   // it (an on_chunk hook, the usage chunk): a validating scan is much cheaper.
-  bool valid = has_chunk_hooks_ ? chunk.value() && chunk.value()->is_object() : chunk.is_object();
+  bool valid = chain_.has_chunk_hooks() ? chunk.value() && chunk.value()->is_object() : chunk.is_object();
   if (!valid) {
     Failure f = Failure::bad_upstream(ctx_.provider, "sent a stream chunk that is not a JSON object");
     if (!committed_) {
@@ -1200,18 +1128,13 @@ asio::awaitable<bool> Call::deliver_chunk(Doc chunk) {
       chunk.changed();
     }
   }
-  for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
-    const auto& vt = it->middleware->plugin->vt();
-    if (!vt.on_chunk) continue;
-    ferry_status st = vt.on_chunk(it->middleware->plugin->instance(), it->filter, plugin::handle(&ctx_),
-                                  plugin::handle(&chunk));
-    chunk.clear_scratch();
-    HookResult r = co_await settle(st);
-    if (r.status == FERRY_CONTINUE && chunk.value() && chunk.value()->is_object()) continue;
-    std::string msg = hook_failure(*it, "on_chunk", r);
-    if (!committed_) start_stream();
-    co_await abort_stream(msg);
-    co_return false;
+  if (chain_.has_chunk_hooks()) {
+    HookOutcome r = co_await chain_.on_chunk(chunk);
+    if (!r.proceeds()) {
+      if (!committed_) start_stream();
+      co_await abort_stream(r.message);
+      co_return false;
+    }
   }
   ForwardedText with_this = forwarded_;
   with_this.add(chunk.text());
@@ -1258,12 +1181,7 @@ void Call::complete() {
   s.ttfb_us = static_cast<uint64_t>(o_.ttfb.count());
   s.prompt_tokens = o_.prompt_tokens;
   s.completion_tokens = o_.completion_tokens;
-  for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
-    const auto& vt = it->middleware->plugin->vt();
-    if (vt.on_complete)
-      vt.on_complete(it->middleware->plugin->instance(), it->filter, plugin::handle(&ctx_), &s);
-  }
-  free_filters();
+  chain_.on_complete(s);
 }
 
 }  // namespace ferry::pipeline
