@@ -1,6 +1,5 @@
 #include "core/pipeline/engine.h"
 
-#include <cstdlib>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -14,6 +13,7 @@
 
 #include "core/log/log.h"
 #include "core/metrics/metrics.h"
+#include "core/pipeline/client_stream.h"
 #include "core/pipeline/failure.h"
 #include "core/pipeline/middleware_chain.h"
 #include "core/pipeline/request_checks.h"
@@ -25,7 +25,6 @@ namespace ferry::pipeline {
 
 namespace asio = boost::asio;
 using json::Doc;
-using json::ParseLimits;
 using json::Value;
 
 std::string error_json(std::string_view message, std::string_view type, std::string_view code) {
@@ -65,52 +64,6 @@ bool has_usage_object(std::string_view text) {
 
 int64_t int_field(const Value& obj, const char* key) { return int_member(obj, key).value_or(-1); }
 
-// The member `key` of `obj` if it has the type `want` says, else `fallback`:
-// a plugin's or an upstream's answer may hold anything.
-Value typed_member(const Value& obj, const char* key, const Value& fallback) {
-  const Value* v = member(obj, key);
-  return v && v->type() == fallback.type() ? *v : fallback;
-}
-
-// A whole chat.completion turned into the chunks a streaming client expects,
-// for a provider that answered a streaming request in one piece.
-std::vector<std::string> response_to_chunks(const Value& r, bool include_usage) {
-  std::vector<std::string> out;
-  const Value* created = member(r, "created");
-  Value base = {{"id", typed_member(r, "id", "chatcmpl-ferry")},
-                {"object", "chat.completion.chunk"},
-                {"created", created && created->is_number() ? *created : Value(0)},
-                {"model", typed_member(r, "model", "")}};
-  const Value* choices = member(r, "choices");
-  if (choices && choices->is_array()) {
-    for (const auto& c : *choices) {
-      if (!c.is_object()) continue;
-      Value delta = typed_member(c, "message", Value::object());
-      // Streamed tool calls carry their position (clients merge deltas by it).
-      if (auto calls = delta.find("tool_calls"); calls != delta.end() && calls->is_array())
-        for (size_t i = 0; i < calls->size(); ++i)
-          if ((*calls)[i].is_object() && !(*calls)[i].contains("index")) (*calls)[i]["index"] = i;
-      const Value* index = member(c, "index");
-      Value chunk = base;
-      chunk["choices"] = Value::array({{{"index", index && index->is_number_integer() ? *index : Value(0)},
-                                        {"delta", std::move(delta)},
-                                        {"finish_reason", nullptr}}});
-      out.push_back(json::dump(chunk));
-      chunk["choices"][0]["delta"] = Value::object();
-      const Value* finish = member(c, "finish_reason");
-      chunk["choices"][0]["finish_reason"] = finish && !finish->is_null() ? *finish : Value("stop");
-      out.push_back(json::dump(chunk));
-    }
-  }
-  if (const Value* usage = member(r, "usage"); include_usage && usage && usage->is_object()) {
-    Value chunk = base;
-    chunk["choices"] = Value::array();
-    chunk["usage"] = *usage;
-    out.push_back(json::dump(chunk));
-  }
-  return out;
-}
-
 }  // namespace
 
 // Counts an attempt in its provider's in-flight number for exactly as long as
@@ -134,8 +87,8 @@ class Call {
         client_(engine.client_),
         options_(engine.options_),
         ctx_(ctx),
-        out_(out),
-        chain_(ctx, engine.options_.pause_timeout) {}
+        chain_(ctx, engine.options_.pause_timeout),
+        stream_(ctx, out, o_) {}
   // A request that ends any other way than through run()'s end (an exception)
   // still completes: plugins' on_complete gives back what on_request took.
   ~Call() {
@@ -151,45 +104,6 @@ class Call {
  private:
   enum class Result { kSuccess, kFailed, kFinished };
 
-  // ---- answering the client
-  asio::awaitable<void> reply_error(int status, std::string message, std::string_view type,
-                                    std::string_view code, std::string_view retry_after = {}) {
-    o_.status = status;
-    o_.error = message;
-    if (!retry_after.empty()) ctx_.response_headers.set("retry-after", retry_after);
-    ctx_.response_started = true;
-    o_.ttfb = since_start();
-    bool sent = co_await out_.send_json(status, error_json(message, type, code), ctx_.response_headers);
-    if (!sent) o_.status = 499;
-  }
-  // The answer a plugin gave with FERRY_RESPOND. A 200 to a client that asked
-  // for a stream is replayed as one (a cached answer, say): a streaming
-  // client always gets Server-Sent Events. Its usage is not upstream usage,
-  // so it is not counted as such.
-  asio::awaitable<bool> send_respond() {
-    ctx_.response_started = true;
-    o_.ttfb = since_start();
-    if (ctx_.stream && ctx_.respond_status == 200) {
-      Value v;
-      json::parse(ctx_.respond_body, v, ParseLimits::defaults());
-      if (v.is_object() && v.contains("choices")) {
-        out_.begin_events(ctx_.response_headers);
-        for (const auto& chunk : response_to_chunks(v, include_usage_)) out_.queue_event(chunk);
-        out_.queue_event("[DONE]");
-        out_.end_events();
-        co_return co_await out_.flush();
-      }
-    }
-    co_return co_await out_.send_json(ctx_.respond_status, ctx_.respond_body, ctx_.response_headers);
-  }
-  asio::awaitable<void> reply_failure(const Failure& f) {
-    co_await reply_error(f.status, f.message, f.type, f.code, f.retry_after);
-  }
-  std::chrono::microseconds since_start() const {
-    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
-                                                                 ctx_.received_at);
-  }
-
   // ---- middleware hooks
   asio::awaitable<bool> run_on_request();
   // on_attempt hooks (1.2): the name of the middleware that skipped p, or "".
@@ -199,32 +113,10 @@ class Call {
     ctx_.stream = o_.stream =
         bool_member(*req, "stream") && ctx_.operation == RequestContext::Operation::kChat && !ctx_.internal;
     const Value* so = member(*req, "stream_options");
-    include_usage_ = so && bool_member(*so, "include_usage");
+    stream_.set_include_usage(so && bool_member(*so, "include_usage"));
   }
   asio::awaitable<bool> deliver_response(Doc& response, const Provider& p);
   asio::awaitable<bool> deliver_chunk(Doc chunk);
-  void start_stream() {
-    committed_ = true;
-    ctx_.response_started = true;
-    o_.status = 200;
-    o_.ttfb = since_start();
-    out_.begin_events(ctx_.response_headers);
-    for (const auto& chunk : held_) out_.queue_event(chunk);
-    held_.clear();
-  }
-  // Writes what was queued; after this the client has every event so far.
-  asio::awaitable<bool> flush() {
-    if (client_gone_) co_return false;
-    bool sent = co_await out_.flush();
-    if (!sent) client_gone_ = true;
-    co_return sent;
-  }
-  asio::awaitable<void> finish_stream() {
-    if (!committed_) start_stream();
-    out_.queue_event("[DONE]");
-    out_.end_events();
-    co_await flush();
-  }
   // An upstream that streams past the request's max_tokens (it ignores it, or
   // lies) is stopped there: its connection is dropped so it stops generating,
   // and the client's stream ends as if the model had hit the limit. What the
@@ -235,46 +127,23 @@ class Call {
                     ctx_.request_id, p.name, completion_bound_);
     metrics::Registry::global().add("ferry_max_tokens_cut_total{provider=\"" + p.name + "\"}", 1);
     for (int64_t i = 0; i < choices_; ++i)
-      out_.queue_event(json::dump(
+      stream_.queue(json::dump(
           Value{{"object", "chat.completion.chunk"},
                 {"model", requested_model_},
                 {"choices",
                  Value::array({{{"index", i}, {"delta", Value::object()}, {"finish_reason", "length"}}})}}));
-    co_await finish_stream();
+    co_await stream_.finish();
   }
-  asio::awaitable<void> abort_stream(const std::string& message) {
-    o_.error = message;
-    log::get().warn("[{}] stream from provider '{}' failed after it started: {}", ctx_.request_id,
-                    ctx_.provider, message);
-    metrics::Registry::global().add("ferry_stream_interruptions_total{provider=\"" + ctx_.provider + "\"}",
-                                    1);
-    out_.queue_event(error_json(message, "upstream_error", "stream_interrupted"));
-    out_.queue_event("[DONE]");
-    out_.end_events();
-    co_await flush();
-  }
-
   // ---- providers
-  // The request was cancelled: a client that went away gets nothing (499);
-  // one whose request a drain gave up on is told why, if nothing was sent.
-  asio::awaitable<void> abandon() {
-    if (ctx_.cancel_reason().empty()) {
-      client_gone_ = true;
-    } else if (!committed_) {
-      co_await reply_error(503, ctx_.cancel_reason(), "server_error", "shutting_down");
-    } else {
-      o_.error = ctx_.cancel_reason();
-    }
-  }
   // An attempt went wrong: before the first byte the next provider may take
   // over (kFailed); after it, the stream ends with an error event (kFinished).
   asio::awaitable<Result> fail(Failure f) {
     // What a cancelled attempt failed with is the cancellation, not the upstream.
     if (ctx_.cancelled() && !ctx_.cancel_reason().empty()) f.message = ctx_.cancel_reason();
-    held_.clear();  // chunks of a provider that failed before anything was sent
-    if (committed_) {
+    stream_.drop_held();  // chunks of a provider that failed before anything was sent
+    if (stream_.committed()) {
       provider_broke_stream_ = true;
-      co_await abort_stream(f.message);
+      co_await stream_.abort(f.message);
       co_return Result::kFinished;
     }
     last_failure_ = std::move(f);
@@ -283,7 +152,7 @@ class Call {
   asio::awaitable<std::optional<std::vector<const Provider*>>> choose_providers();
   asio::awaitable<void> reply_circuit_open(const std::string& providers) {
     Failure f = circuits_open(providers, ctx_.model);
-    co_await reply_failure(f);
+    co_await stream_.reply_failure(f);
   }
   asio::awaitable<Result> attempt(const Provider& p);
   asio::awaitable<Result> http_attempt(const Provider& p);
@@ -297,11 +166,9 @@ class Call {
   http::UpstreamClient& client_;
   const EngineOptions& options_;
   RequestContext& ctx_;
-  ClientWriter& out_;
 
   const Pipeline* pipeline_ = nullptr;
   MiddlewareChain chain_;
-  bool include_usage_ = false;          // what the client asked for
   std::string requested_model_;         // the request's model once middleware ran
   std::string last_failed_provider_;    // the provider of the last failed attempt, for provider_switched
   bool provider_broke_stream_ = false;  // the current attempt failed after its first byte
@@ -313,7 +180,7 @@ class Call {
   // A provider's attempt limits, shortened to what is left of the deadline.
   http::UpstreamOptions limits(const Provider& p) {
     http::UpstreamOptions o = p.upstream;
-    if (deadline_ == std::chrono::steady_clock::time_point::max() || committed_) return o;
+    if (deadline_ == std::chrono::steady_clock::time_point::max() || stream_.committed()) return o;
     auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - std::chrono::steady_clock::now());
     left = std::max(left, std::chrono::milliseconds(1));
@@ -371,13 +238,11 @@ class Call {
   int64_t choices_ = 1;
   bool over_bound_ = false;  // the next piece would pass the bound
   bool cut_at_bound_ = false;
-  std::vector<SinkEvent> batch_;   // the provider's events being handled, reused
-  std::vector<std::string> held_;  // chunks held back (stream_hold_chunks)
-  bool committed_ = false;         // response headers are out: no more failover
-  bool client_gone_ = false;
+  std::vector<SinkEvent> batch_;  // the provider's events being handled, reused
   bool completed_ = false;
   Failure last_failure_;
   Outcome o_;
+  ClientStream stream_;  // after o_, which it writes
 };
 
 namespace {
@@ -447,26 +312,27 @@ asio::awaitable<Outcome> Call::run() {
   else
     refused = check_request(*req, ctx_.operation, rt_.config().limits);
   if (refused) {
-    co_await reply_error(refused->status, std::move(refused->message), "invalid_request_error",
-                         refused->code);
+    co_await stream_.reply_error(refused->status, std::move(refused->message), "invalid_request_error",
+                                 refused->code);
     co_return o_;
   }
   const Value* model = member(*req, "model");
   ctx_.model = model->get<std::string>();
   pipeline_ = rt_.pipeline_for_model(ctx_.model);
   if (!pipeline_) {
-    co_await reply_error(404,
-                         "The model '" + ctx_.model + "' does not exist or is not served by this gateway",
-                         "invalid_request_error", "model_not_found");
+    co_await stream_.reply_error(
+        404, "The model '" + ctx_.model + "' does not exist or is not served by this gateway",
+        "invalid_request_error", "model_not_found");
     co_return o_;
   }
   ctx_.pipeline = o_.pipeline = pipeline_->name;
+  stream_.set_hold_chunks(pipeline_->policy.stream_hold_chunks);
   deadline_ms_ = pipeline_->policy.deadline.count();
   if (const std::string* asked = ctx_.client_headers.get("x-ferry-deadline-ms")) {
     int64_t ms = 0;
     auto [end, ec] = std::from_chars(asked->data(), asked->data() + asked->size(), ms);
     if (ec != std::errc() || end != asked->data() + asked->size() || ms <= 0) {
-      co_await reply_error(
+      co_await stream_.reply_error(
           400, "x-ferry-deadline-ms must be a positive number of milliseconds, not '" + *asked + "'",
           "invalid_request_error", "invalid_deadline");
       co_return o_;
@@ -561,7 +427,7 @@ asio::awaitable<Outcome> Call::run() {
         // Abandoned mid-attempt: says nothing about the provider, and there
         // is nobody left to fail over for. (After a whole answer went out, a
         // client closing its end is just a client done reading.)
-        co_await abandon();
+        co_await stream_.abandon();
         done = true;
         break;
       }
@@ -599,7 +465,7 @@ asio::awaitable<Outcome> Call::run() {
       if (action == resilience::Action::kReturn) {
         // The request itself is wrong (or the pipeline says so): another
         // provider would answer the same.
-        co_await reply_failure(f);
+        co_await stream_.reply_failure(f);
         done = true;
         break;
       }
@@ -614,7 +480,7 @@ asio::awaitable<Outcome> Call::run() {
                         f.message, delay.count());
         co_await sleep(delay);
         if (ctx_.cancelled()) {
-          co_await abandon();
+          co_await stream_.abandon();
           done = true;
           break;
         }
@@ -625,7 +491,7 @@ asio::awaitable<Outcome> Call::run() {
         auto window = context_window(*p);
         if (!window) {
           // Without context_window attributes no provider is known to be larger.
-          co_await reply_failure(f);
+          co_await stream_.reply_failure(f);
           done = true;
           break;
         }
@@ -641,9 +507,9 @@ asio::awaitable<Outcome> Call::run() {
   if (!done && o_.status == 0) {
     Failure all = deadline_hit ? deadline_exceeded(deadline_ms_, failures)
                                : all_attempts_failed(pipeline_->name, failures);
-    co_await reply_failure(all);
+    co_await stream_.reply_failure(all);
   }
-  if (client_gone_) o_.status = 499;
+  if (stream_.client_gone()) o_.status = 499;
   complete();
   co_return o_;
 }
@@ -662,14 +528,12 @@ asio::awaitable<bool> Call::run_on_request() {
   HookOutcome r = co_await chain_.on_request(pipeline_->middleware);
   if (r.proceeds()) co_return true;
   if (r.kind == HookOutcome::Kind::kRespond) {
-    o_.status = ctx_.respond_status;
     o_.provider = "";
-    bool sent = co_await send_respond();
-    if (!sent) o_.status = 499;
+    co_await stream_.respond();
     if (ctx_.respond_status >= 400) o_.error = "answered by middleware '" + r.middleware->name + "'";
     co_return false;
   }
-  co_await reply_error(r.http_status(), std::move(r.message), r.error_type(), "plugin_error");
+  co_await stream_.reply_error(r.http_status(), std::move(r.message), r.error_type(), "plugin_error");
   co_return false;
 }
 
@@ -694,26 +558,27 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
       if (std::find(candidates.begin(), candidates.end(), p) != candidates.end())
         co_return std::vector<const Provider*>{p};
       if (!p->available())
-        co_await reply_error(503, "provider '" + p->name + "' is drained or failing its health checks",
-                             "upstream_error", "provider_drained");
+        co_await stream_.reply_error(503,
+                                     "provider '" + p->name + "' is drained or failing its health checks",
+                                     "upstream_error", "provider_drained");
       else
         co_await reply_circuit_open(p->name);
       co_return std::nullopt;
     }
     std::string names;
     for (const Provider* p : pipeline_->providers) names += (names.empty() ? "" : ", ") + p->name;
-    co_await reply_error(404,
-                         "provider '" + *pinned + "' (x-ferry-provider) is not part of pipeline '" +
-                             pipeline_->name + "' (available: " + names + ")",
-                         "invalid_request_error", "provider_not_found");
+    co_await stream_.reply_error(404,
+                                 "provider '" + *pinned + "' (x-ferry-provider) is not part of pipeline '" +
+                                     pipeline_->name + "' (available: " + names + ")",
+                                 "invalid_request_error", "provider_not_found");
     co_return std::nullopt;
   }
   if (candidates.empty()) {
     if (open.empty()) {
-      co_await reply_error(503,
-                           "every provider of pipeline '" + pipeline_->name +
-                               "' is drained or failing its health checks (" + drained + ")",
-                           "upstream_error", "providers_drained");
+      co_await stream_.reply_error(503,
+                                   "every provider of pipeline '" + pipeline_->name +
+                                       "' is drained or failing its health checks (" + drained + ")",
+                                   "upstream_error", "providers_drained");
     } else {
       co_await reply_circuit_open(open);
     }
@@ -748,10 +613,8 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
   Doc::clear_thread_scratch();
   if (st == FERRY_RESPOND && ctx_.respond_status) {
     // The router answers itself (ABI 1.1), e.g. no provider can serve this.
-    o_.status = ctx_.respond_status;
     if (ctx_.respond_status >= 400) o_.error = "answered by router '" + pipeline_->router_name + "'";
-    bool sent = co_await send_respond();
-    if (!sent) o_.status = 499;
+    co_await stream_.respond();
     co_return std::nullopt;
   }
   std::vector<const Provider*> chosen;
@@ -765,15 +628,16 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
     }
   }
   if (!valid) {
-    co_await reply_error(500,
-                         "router '" + pipeline_->router_name + "' of pipeline '" + pipeline_->name +
-                             "' failed (status " + std::to_string(st) + ")",
-                         "server_error", "plugin_error");
+    co_await stream_.reply_error(500,
+                                 "router '" + pipeline_->router_name + "' of pipeline '" + pipeline_->name +
+                                     "' failed (status " + std::to_string(st) + ")",
+                                 "server_error", "plugin_error");
     co_return std::nullopt;
   }
   if (chosen.empty()) {
-    co_await reply_error(503, "router '" + pipeline_->router_name + "' found no provider for this request",
-                         "upstream_error", "no_provider");
+    co_await stream_.reply_error(503,
+                                 "router '" + pipeline_->router_name + "' found no provider for this request",
+                                 "upstream_error", "no_provider");
     co_return std::nullopt;
   }
   co_return chosen;
@@ -792,7 +656,7 @@ void Call::prepare_upstream_request(const Provider& p) {
   }
   // For accounting the host wants usage at the end of every stream; the chunk
   // carrying it is withheld from clients that did not ask for it.
-  if (!ctx_.stream || include_usage_) return;
+  if (!ctx_.stream || stream_.include_usage()) return;
   Value* so = const_cast<Value*>(member(*req, "stream_options"));
   bool has = so && bool_member(*so, "include_usage");
   if (p.stream_usage && !has) {
@@ -810,7 +674,7 @@ asio::awaitable<Call::Result> Call::attempt(const Provider& p) {
   prepare_upstream_request(p);
   attempt_started_ = std::chrono::steady_clock::now();
   first_byte_seen_ = false;
-  held_.clear();
+  stream_.drop_held();
   Result r;
   if (p.serves())
     r = co_await serve_attempt(p);
@@ -835,9 +699,9 @@ asio::awaitable<Call::Result> Call::on_event(SinkEvent& ev, const Provider& p, b
         if (!whole.value() || !whole.value()->is_object()) break;
         for (auto& chunk : response_to_chunks(*whole.value(), true)) {
           bool delivered = co_await deliver_chunk(Doc::from_text(std::move(chunk)));
-          if (!delivered) co_return committed_ ? Result::kFinished : Result::kFailed;
+          if (!delivered) co_return stream_.committed() ? Result::kFinished : Result::kFailed;
         }
-        co_await finish_stream();
+        co_await stream_.finish();
         co_return Result::kSuccess;
       }
       Doc& response = ev.doc;
@@ -851,7 +715,7 @@ asio::awaitable<Call::Result> Call::on_event(SinkEvent& ev, const Provider& p, b
       bool delivered = co_await deliver_chunk(std::move(ev.doc));
       if (!delivered) {
         done = true;
-        co_return committed_ ? Result::kFinished : Result::kFailed;
+        co_return stream_.committed() ? Result::kFinished : Result::kFailed;
       }
       if (over_bound_) {
         done = true;
@@ -862,7 +726,7 @@ asio::awaitable<Call::Result> Call::on_event(SinkEvent& ev, const Provider& p, b
     }
     case K::kDone: {
       if (!ctx_.stream) break;
-      co_await finish_stream();
+      co_await stream_.finish();
       co_return Result::kSuccess;
     }
   }
@@ -909,8 +773,8 @@ asio::awaitable<Call::Result> Call::serve_attempt(const Provider& p) {
         co_return r;
       }
     }
-    if (committed_) {
-      bool sent = co_await flush();
+    if (stream_.committed()) {
+      bool sent = co_await stream_.flush();
       if (!sent) {
         sink->abandon();
         co_return Result::kFinished;
@@ -1016,7 +880,7 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
     bool eof = false;
     // The deadline covers the time to the first byte; a started stream gets
     // the provider's own read timeout between events.
-    if (committed_) ex.set_read_timeout(p.upstream.read);
+    if (stream_.committed()) ex.set_read_timeout(p.upstream.read);
     auto err = co_await ex.read_some(bytes, &eof);
     if (err) {
       Failure f = Failure::from_upstream(err, p.name);
@@ -1057,8 +921,8 @@ asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
       }
       if (done || r != Result::kSuccess) co_return r;
     }
-    if (committed_) {
-      bool sent = co_await flush();
+    if (stream_.committed()) {
+      bool sent = co_await stream_.flush();
       if (!sent) co_return Result::kFinished;
     }
     if (eof) {
@@ -1078,41 +942,36 @@ asio::awaitable<bool> Call::deliver_response(Doc& response, const Provider& p) {
   if (chain_.has_response_hooks()) {
     HookOutcome r = co_await chain_.on_response(response);
     if (r.kind == HookOutcome::Kind::kRespond) {
-      o_.status = ctx_.respond_status;
-      ctx_.response_started = true;
-      o_.ttfb = since_start();
-      bool sent = co_await out_.send_json(ctx_.respond_status, ctx_.respond_body, ctx_.response_headers);
-      if (!sent) o_.status = 499;
+      // The same reply path as on_request's answers (never replayed as a
+      // stream here: this is a non-streaming request).
+      co_await stream_.respond();
       co_return true;
     }
     if (!r.proceeds()) {
-      co_await reply_error(r.http_status(), std::move(r.message), r.error_type(), "plugin_error");
+      co_await stream_.reply_error(r.http_status(), std::move(r.message), r.error_type(), "plugin_error");
       co_return true;
     }
   }
   (void)p;
   if (o_.completion_tokens < 0) forwarded_.add(response.text());
-  o_.status = 200;
-  ctx_.response_started = true;
-  o_.ttfb = since_start();
-  bool sent = co_await out_.send_json(200, response.text(), ctx_.response_headers);
-  if (!sent) o_.status = 499;
+  bool sent = co_await stream_.send_answer(response.text());
+  if (!sent) stream_.lost_answer();
   co_return true;
 }
 
 asio::awaitable<bool> Call::deliver_chunk(Doc chunk) {
-  if (client_gone_) co_return false;
+  if (stream_.client_gone()) co_return false;
   // Every chunk is checked before it is forwarded, so garbage never reaches a
   // client as if it were an answer. The tree is built only when someone needs
   // it (an on_chunk hook, the usage chunk): a validating scan is much cheaper.
   bool valid = chain_.has_chunk_hooks() ? chunk.value() && chunk.value()->is_object() : chunk.is_object();
   if (!valid) {
     Failure f = Failure::bad_upstream(ctx_.provider, "sent a stream chunk that is not a JSON object");
-    if (!committed_) {
+    if (!stream_.committed()) {
       last_failure_ = std::move(f);
       co_return false;
     }
-    co_await abort_stream(f.message);
+    co_await stream_.abort(f.message);
     co_return false;
   }
   if (has_usage_object(chunk.text()) && chunk.value()) {
@@ -1121,7 +980,7 @@ asio::awaitable<bool> Call::deliver_chunk(Doc chunk) {
       o_.prompt_tokens = int_field(*u, "prompt_tokens");
       o_.completion_tokens = int_field(*u, "completion_tokens");
     }
-    if (!include_usage_) {
+    if (!stream_.include_usage()) {
       auto choices = v->find("choices");
       if (choices == v->end() || (choices->is_array() && choices->empty())) co_return true;  // withheld
       v->erase("usage");
@@ -1131,8 +990,8 @@ asio::awaitable<bool> Call::deliver_chunk(Doc chunk) {
   if (chain_.has_chunk_hooks()) {
     HookOutcome r = co_await chain_.on_chunk(chunk);
     if (!r.proceeds()) {
-      if (!committed_) start_stream();
-      co_await abort_stream(r.message);
+      if (!stream_.committed()) stream_.start();
+      co_await stream_.abort(r.message);
       co_return false;
     }
   }
@@ -1143,13 +1002,7 @@ asio::awaitable<bool> Call::deliver_chunk(Doc chunk) {
     co_return true;
   }
   forwarded_ = with_this;
-  if (!committed_ && held_.size() < pipeline_->policy.stream_hold_chunks) {
-    // Not yet: while nothing is sent, a failure can still fail over.
-    held_.emplace_back(chunk.text());
-    co_return true;
-  }
-  if (!committed_) start_stream();
-  out_.queue_event(chunk.text());
+  stream_.send_chunk(chunk.text());
   co_return true;
 }
 
@@ -1159,13 +1012,13 @@ void Call::complete() {
   // A provider answered (a stream started, or a whole answer came) without
   // saying what it used: accounting gets the host's estimate, never nothing.
   // A stream the client abandoned still cost its prompt and what was sent.
-  bool answered = !o_.provider.empty() || committed_;
+  bool answered = !o_.provider.empty() || stream_.committed();
   if (answered && (o_.prompt_tokens < 0 || o_.completion_tokens < 0) && ctx_.request.value()) {
     if (o_.prompt_tokens < 0) o_.prompt_tokens = estimate_prompt_tokens(*ctx_.request.value());
     if (o_.completion_tokens < 0) o_.completion_tokens = forwarded_.estimate_tokens();
     o_.usage_estimated = true;
   }
-  auto latency = since_start();
+  auto latency = stream_.since_start();
   ferry_request_summary s{};
   s.struct_size = sizeof s;
   s.request_id = fv(ctx_.request_id);
