@@ -1,7 +1,5 @@
 #include "core/pipeline/engine.h"
 
-#include <cstdlib>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -13,18 +11,19 @@
 #include <vector>
 
 #include "core/log/log.h"
-#include "core/metrics/metrics.h"
+#include "core/pipeline/answer_forwarder.h"
+#include "core/pipeline/client_stream.h"
+#include "core/pipeline/failover.h"
+#include "core/pipeline/middleware_chain.h"
 #include "core/pipeline/request_checks.h"
+#include "core/pipeline/upstream_attempt.h"
 #include "core/pipeline/usage_estimate.h"
 #include "core/plugin/host_api.h"
-#include "core/sse/sse_parser.h"
-#include "core/util/secrets.h"
 
 namespace ferry::pipeline {
 
 namespace asio = boost::asio;
 using json::Doc;
-using json::ParseLimits;
 using json::Value;
 
 std::string error_json(std::string_view message, std::string_view type, std::string_view code) {
@@ -36,425 +35,14 @@ namespace {
 
 ferry_view fv(std::string_view s) { return ferry_view{s.data(), s.size()}; }
 
-// Why an attempt did not produce an answer the client got.
-struct Failure {
-  int status = 502;
-  std::string type = "upstream_error";
-  std::string code;
-  std::string message;
-  std::string retry_after;
-  resilience::ErrorClass cls = resilience::ErrorClass::kServerError;
-};
-
-Failure from_upstream(const http::UpstreamError& e, std::string_view provider) {
-  using K = http::UpstreamError::Kind;
-  Failure f;
-  f.message = "provider '" + std::string(provider) + "': " + e.message;
-  switch (e.kind) {
-    case K::kTimeout:
-      f.status = 504;
-      f.type = "timeout_error";
-      f.code = "upstream_timeout";
-      f.cls = resilience::ErrorClass::kTimeout;
-      break;
-    case K::kTooLarge:
-    case K::kProtocol: f.code = "bad_upstream_response"; break;
-    case K::kCancelled:
-      // The request was abandoned (its client went away): nothing to hold
-      // against the provider.
-      f.status = 499;
-      f.code = "client_gone";
-      f.cls = resilience::ErrorClass::kClientError;
-      break;
-    default:
-      f.code = "upstream_unavailable";
-      f.cls = resilience::ErrorClass::kConnect;
-      break;
-  }
-  return f;
+// A positive whole number of milliseconds, the whole of `text`.
+std::optional<int64_t> parse_ms(const std::string& text) {
+  int64_t ms = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), ms);
+  if (ec != std::errc() || end != text.data() + text.size() || ms <= 0) return std::nullopt;
+  return ms;
 }
 
-// What an upstream's SSE error event says, for the failure it becomes.
-std::string error_event_message(Doc& data) {
-  const Value* v = data.value();
-  std::string message = "upstream sent an error event";
-  if (v && v->is_object()) {
-    const Value* err = member(*v, "error");
-    const Value* m = err && err->is_object() ? member(*err, "message") : member(*v, "message");
-    if (m && m->is_string()) message += ": " + m->get<std::string>();
-  } else if (!data.text().empty()) {
-    message += ": " + json::printable(data.text(), 200);
-  }
-  return message;
-}
-
-// True if `text` has "usage" whose value is an object (not null): the one
-// chunk of a stream worth parsing for token counts before it is forwarded.
-bool has_usage_object(std::string_view text) {
-  for (size_t at = text.find("\"usage\""); at != std::string_view::npos;
-       at = text.find("\"usage\"", at + 7)) {
-    size_t i = at + 7;
-    while (i < text.size() && (text[i] == ' ' || text[i] == ':' || text[i] == '\n' || text[i] == '\t')) ++i;
-    if (i < text.size() && text[i] == '{') return true;
-  }
-  return false;
-}
-
-int64_t int_field(const Value& obj, const char* key) { return int_member(obj, key).value_or(-1); }
-
-// The member `key` of `obj` if it has the type `want` says, else `fallback`:
-// a plugin's or an upstream's answer may hold anything.
-Value typed_member(const Value& obj, const char* key, const Value& fallback) {
-  const Value* v = member(obj, key);
-  return v && v->type() == fallback.type() ? *v : fallback;
-}
-
-// A whole chat.completion turned into the chunks a streaming client expects,
-// for a provider that answered a streaming request in one piece.
-std::vector<std::string> response_to_chunks(const Value& r, bool include_usage) {
-  std::vector<std::string> out;
-  const Value* created = member(r, "created");
-  Value base = {{"id", typed_member(r, "id", "chatcmpl-ferry")},
-                {"object", "chat.completion.chunk"},
-                {"created", created && created->is_number() ? *created : Value(0)},
-                {"model", typed_member(r, "model", "")}};
-  const Value* choices = member(r, "choices");
-  if (choices && choices->is_array()) {
-    for (const auto& c : *choices) {
-      if (!c.is_object()) continue;
-      Value delta = typed_member(c, "message", Value::object());
-      // Streamed tool calls carry their position (clients merge deltas by it).
-      if (auto calls = delta.find("tool_calls"); calls != delta.end() && calls->is_array())
-        for (size_t i = 0; i < calls->size(); ++i)
-          if ((*calls)[i].is_object() && !(*calls)[i].contains("index")) (*calls)[i]["index"] = i;
-      const Value* index = member(c, "index");
-      Value chunk = base;
-      chunk["choices"] = Value::array({{{"index", index && index->is_number_integer() ? *index : Value(0)},
-                                        {"delta", std::move(delta)},
-                                        {"finish_reason", nullptr}}});
-      out.push_back(json::dump(chunk));
-      chunk["choices"][0]["delta"] = Value::object();
-      const Value* finish = member(c, "finish_reason");
-      chunk["choices"][0]["finish_reason"] = finish && !finish->is_null() ? *finish : Value("stop");
-      out.push_back(json::dump(chunk));
-    }
-  }
-  if (const Value* usage = member(r, "usage"); include_usage && usage && usage->is_object()) {
-    Value chunk = base;
-    chunk["choices"] = Value::array();
-    chunk["usage"] = *usage;
-    out.push_back(json::dump(chunk));
-  }
-  return out;
-}
-
-}  // namespace
-
-// Counts an attempt in its provider's in-flight number for exactly as long as
-// it runs, however it ends.
-class InFlight {
- public:
-  explicit InFlight(std::atomic<uint32_t>& n) : n_(n) { n_.fetch_add(1, std::memory_order_relaxed); }
-  ~InFlight() { n_.fetch_sub(1, std::memory_order_relaxed); }
-  InFlight(const InFlight&) = delete;
-  InFlight& operator=(const InFlight&) = delete;
-
- private:
-  std::atomic<uint32_t>& n_;
-};
-
-// One chat request on its way through a pipeline. Lives in the coroutine frame.
-class Call {
- public:
-  Call(Engine& engine, RequestContext& ctx, ClientWriter& out)
-      : rt_(engine.runtime_), client_(engine.client_), options_(engine.options_), ctx_(ctx), out_(out) {}
-  // A request that ends any other way than through run()'s end (an exception)
-  // still completes: plugins' on_complete gives back what on_request took.
-  ~Call() {
-    if (!completed_) {
-      if (o_.status == 0) o_.status = 500;
-      if (o_.error.empty()) o_.error = "the request failed inside the gateway";
-      complete();
-    }
-    free_filters();
-  }
-
-  asio::awaitable<Outcome> run();
-
- private:
-  struct ActiveFilter {
-    const Middleware* middleware;
-    ferry_filter* filter = nullptr;
-  };
-  enum class Result { kSuccess, kFailed, kFinished };
-
-  // ---- answering the client
-  asio::awaitable<void> reply_error(int status, std::string message, std::string_view type,
-                                    std::string_view code, std::string_view retry_after = {}) {
-    o_.status = status;
-    o_.error = message;
-    if (!retry_after.empty()) ctx_.response_headers.set("retry-after", retry_after);
-    ctx_.response_started = true;
-    o_.ttfb = since_start();
-    bool sent = co_await out_.send_json(status, error_json(message, type, code), ctx_.response_headers);
-    if (!sent) o_.status = 499;
-  }
-  // The answer a plugin gave with FERRY_RESPOND. A 200 to a client that asked
-  // for a stream is replayed as one (a cached answer, say): a streaming
-  // client always gets Server-Sent Events. Its usage is not upstream usage,
-  // so it is not counted as such.
-  asio::awaitable<bool> send_respond() {
-    ctx_.response_started = true;
-    o_.ttfb = since_start();
-    if (ctx_.stream && ctx_.respond_status == 200) {
-      Value v;
-      json::parse(ctx_.respond_body, v, ParseLimits::defaults());
-      if (v.is_object() && v.contains("choices")) {
-        out_.begin_events(ctx_.response_headers);
-        for (const auto& chunk : response_to_chunks(v, include_usage_)) out_.queue_event(chunk);
-        out_.queue_event("[DONE]");
-        out_.end_events();
-        co_return co_await out_.flush();
-      }
-    }
-    co_return co_await out_.send_json(ctx_.respond_status, ctx_.respond_body, ctx_.response_headers);
-  }
-  asio::awaitable<void> reply_failure(const Failure& f) {
-    co_await reply_error(f.status, f.message, f.type, f.code, f.retry_after);
-  }
-  std::chrono::microseconds since_start() const {
-    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
-                                                                 ctx_.received_at);
-  }
-
-  // ---- middleware hooks
-  struct HookResult {
-    ferry_status status;
-    bool timed_out = false;
-  };
-  asio::awaitable<HookResult> settle(ferry_status st) {
-    if (st != FERRY_PAUSE) co_return HookResult{st};
-    auto resumed = co_await ctx_.async->wait_resume(options_.pause_timeout);
-    if (!resumed) co_return HookResult{FERRY_ERR_INTERNAL, true};
-    co_return HookResult{*resumed};
-  }
-  std::string hook_failure(const ActiveFilter& f, const char* hook, const HookResult& r) {
-    if (r.timed_out)
-      return "middleware '" + f.middleware->name + "' paused in " + hook + " and did not resume within " +
-             std::to_string(options_.pause_timeout.count()) + " ms";
-    return "middleware '" + f.middleware->name + "' failed in " + hook + " (status " +
-           std::to_string(r.status) + ")";
-  }
-
-  asio::awaitable<bool> run_on_request();
-  // on_attempt hooks (1.2): the name of the middleware that skipped p, or "".
-  asio::awaitable<std::string> run_on_attempt(const Provider& p);
-  void read_stream_options() {
-    const Value* req = ctx_.request.value();
-    ctx_.stream = o_.stream =
-        bool_member(*req, "stream") && ctx_.operation == RequestContext::Operation::kChat && !ctx_.internal;
-    const Value* so = member(*req, "stream_options");
-    include_usage_ = so && bool_member(*so, "include_usage");
-  }
-  asio::awaitable<bool> deliver_response(Doc& response, const Provider& p);
-  asio::awaitable<bool> deliver_chunk(Doc chunk);
-  void start_stream() {
-    committed_ = true;
-    ctx_.response_started = true;
-    o_.status = 200;
-    o_.ttfb = since_start();
-    out_.begin_events(ctx_.response_headers);
-    for (const auto& chunk : held_) out_.queue_event(chunk);
-    held_.clear();
-  }
-  // Writes what was queued; after this the client has every event so far.
-  asio::awaitable<bool> flush() {
-    if (client_gone_) co_return false;
-    bool sent = co_await out_.flush();
-    if (!sent) client_gone_ = true;
-    co_return sent;
-  }
-  asio::awaitable<void> finish_stream() {
-    if (!committed_) start_stream();
-    out_.queue_event("[DONE]");
-    out_.end_events();
-    co_await flush();
-  }
-  // An upstream that streams past the request's max_tokens (it ignores it, or
-  // lies) is stopped there: its connection is dropped so it stops generating,
-  // and the client's stream ends as if the model had hit the limit. What the
-  // budget reserved for this request therefore bounds what it costs.
-  asio::awaitable<void> end_at_bound(const Provider& p) {
-    cut_at_bound_ = true;
-    log::get().warn("[{}] provider '{}' streamed past max_tokens={}: ending the stream there",
-                    ctx_.request_id, p.name, completion_bound_);
-    metrics::Registry::global().add("ferry_max_tokens_cut_total{provider=\"" + p.name + "\"}", 1);
-    for (int64_t i = 0; i < choices_; ++i)
-      out_.queue_event(json::dump(
-          Value{{"object", "chat.completion.chunk"},
-                {"model", requested_model_},
-                {"choices",
-                 Value::array({{{"index", i}, {"delta", Value::object()}, {"finish_reason", "length"}}})}}));
-    co_await finish_stream();
-  }
-  asio::awaitable<void> abort_stream(const std::string& message) {
-    o_.error = message;
-    log::get().warn("[{}] stream from provider '{}' failed after it started: {}", ctx_.request_id,
-                    ctx_.provider, message);
-    metrics::Registry::global().add("ferry_stream_interruptions_total{provider=\"" + ctx_.provider + "\"}",
-                                    1);
-    out_.queue_event(error_json(message, "upstream_error", "stream_interrupted"));
-    out_.queue_event("[DONE]");
-    out_.end_events();
-    co_await flush();
-  }
-
-  // ---- providers
-  // The request was cancelled: a client that went away gets nothing (499);
-  // one whose request a drain gave up on is told why, if nothing was sent.
-  asio::awaitable<void> abandon() {
-    if (ctx_.cancel_reason().empty()) {
-      client_gone_ = true;
-    } else if (!committed_) {
-      co_await reply_error(503, ctx_.cancel_reason(), "server_error", "shutting_down");
-    } else {
-      o_.error = ctx_.cancel_reason();
-    }
-  }
-  // An attempt went wrong: before the first byte the next provider may take
-  // over (kFailed); after it, the stream ends with an error event (kFinished).
-  asio::awaitable<Result> fail(Failure f) {
-    // What a cancelled attempt failed with is the cancellation, not the upstream.
-    if (ctx_.cancelled() && !ctx_.cancel_reason().empty()) f.message = ctx_.cancel_reason();
-    held_.clear();  // chunks of a provider that failed before anything was sent
-    if (committed_) {
-      provider_broke_stream_ = true;
-      co_await abort_stream(f.message);
-      co_return Result::kFinished;
-    }
-    last_failure_ = std::move(f);
-    co_return Result::kFailed;
-  }
-  asio::awaitable<std::optional<std::vector<const Provider*>>> choose_providers();
-  asio::awaitable<void> reply_circuit_open(const std::string& providers) {
-    std::string message = "no provider can take the request: the circuit breaker is open for " + providers +
-                          " (model '" + ctx_.model + "')";
-    co_await reply_error(503, std::move(message), "upstream_error", "circuit_open", "1");
-  }
-  asio::awaitable<Result> attempt(const Provider& p);
-  asio::awaitable<Result> http_attempt(const Provider& p);
-  asio::awaitable<Result> serve_attempt(const Provider& p);
-  // Handles one sink event; sets done when the attempt is over.
-  asio::awaitable<Result> on_event(SinkEvent& ev, const Provider& p, bool& done);
-  void prepare_upstream_request(const Provider& p);
-
-  void complete();
-  void free_filters() {
-    for (auto& f : filters_) {
-      if (f.filter && f.middleware->plugin->vt().filter_free)
-        f.middleware->plugin->vt().filter_free(f.middleware->plugin->instance(), f.filter);
-      f.filter = nullptr;
-    }
-  }
-
-  const Runtime& rt_;
-  http::UpstreamClient& client_;
-  const EngineOptions& options_;
-  RequestContext& ctx_;
-  ClientWriter& out_;
-
-  const Pipeline* pipeline_ = nullptr;
-  std::vector<ActiveFilter> filters_;
-  bool include_usage_ = false;  // what the client asked for
-  bool has_chunk_hooks_ = false;
-  std::string requested_model_;         // the request's model once middleware ran
-  std::string last_failed_provider_;    // the provider of the last failed attempt, for provider_switched
-  bool provider_broke_stream_ = false;  // the current attempt failed after its first byte
-  // Until the first byte (the whole answer when not streaming): the sooner of
-  // the pipeline's deadline_ms and the client's x-ferry-deadline-ms.
-  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
-  int64_t deadline_ms_ = 0;
-  bool deadline_cut_ = false;  // the attempt's time ran out because of the deadline
-  // A provider's attempt limits, shortened to what is left of the deadline.
-  http::UpstreamOptions limits(const Provider& p) {
-    http::UpstreamOptions o = p.upstream;
-    if (deadline_ == std::chrono::steady_clock::time_point::max() || committed_) return o;
-    auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - std::chrono::steady_clock::now());
-    left = std::max(left, std::chrono::milliseconds(1));
-    if (left < o.read) {
-      o.read = left;
-      deadline_cut_ = true;
-    }
-    o.connect = std::min(o.connect, left);
-    return o;
-  }
-  // A backoff; cancel() cuts it short.
-  asio::awaitable<void> sleep(std::chrono::milliseconds d) {
-    asio::steady_timer t(ctx_.async->executor(), d);
-    co_await t.async_wait(
-        asio::bind_cancellation_slot(ctx_.upstream_cancel_slot(), asio::as_tuple(asio::use_awaitable)));
-  }
-  static double unit_random() {
-    thread_local std::mt19937_64 rng{std::random_device{}()};
-    return std::uniform_real_distribution<double>(0, 1)(rng);
-  }
-  static std::optional<int64_t> context_window(const Provider& p) {
-    const Value* v = json::find(*const_cast<Doc&>(p.attributes).value(), "/context_window");
-    if (!v || !v->is_number()) return std::nullopt;
-    return v->get<int64_t>();
-  }
-  void breaker_changed(const Provider& p, resilience::Breaker::State state) {
-    rt_.emit(
-        {state == resilience::Breaker::State::kOpen ? FERRY_EVENT_BREAKER_OPENED : FERRY_EVENT_BREAKER_CLOSED,
-         p.name,
-         {},
-         ctx_.model,
-         ctx_.pipeline,
-         ctx_.request_id,
-         resilience::Breaker::name(state)});
-    metrics::Registry::global().add(std::string("ferry_breaker_transitions_total{provider=\"") + p.name +
-                                        "\",to=\"" + resilience::Breaker::name(state) + "\"}",
-                                    1);
-  }
-  std::chrono::steady_clock::time_point attempt_started_;
-  bool first_byte_seen_ = false;
-  // The provider's time to first byte feeds least-latency routing.
-  void first_byte(const Provider& p) {
-    if (first_byte_seen_) return;
-    first_byte_seen_ = true;
-    auto us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() -
-                                                                    attempt_started_);
-    p.stats.record_ttfb(static_cast<uint64_t>(us.count()));
-    if (attempt_model_) ewma(attempt_model_->ttfb_ewma_us, static_cast<uint64_t>(us.count()));
-  }
-  ModelState* attempt_model_ = nullptr;  // the current attempt's provider+model state
-  // A provider answered FERRY_ERR_UNSUPPORTED: not its kind of request
-  // (embeddings from a chat-only API); the next candidate is tried.
-  Failure unsupported(const Provider& p) const {
-    return Failure{502,
-                   "upstream_error",
-                   "unsupported_operation",
-                   "provider '" + p.name + "' does not serve " + ctx_.operation_name(),
-                   {}};
-  }
-  // The answer's text as forwarded, for usage an upstream did not report,
-  // and the bound a stream may not pass (max_tokens, times n choices).
-  ForwardedText forwarded_;
-  int64_t completion_bound_ = -1;  // none
-  int64_t choices_ = 1;
-  bool over_bound_ = false;  // the next piece would pass the bound
-  bool cut_at_bound_ = false;
-  std::vector<SinkEvent> batch_;   // the provider's events being handled, reused
-  std::vector<std::string> held_;  // chunks held back (stream_hold_chunks)
-  bool committed_ = false;         // response headers are out: no more failover
-  bool client_gone_ = false;
-  bool completed_ = false;
-  Failure last_failure_;
-  Outcome o_;
-};
-
-namespace {
 // Where an internal request's answer goes: kept, not sent anywhere.
 class CaptureWriter final : public ClientWriter {
  public:
@@ -470,7 +58,88 @@ class CaptureWriter final : public ClientWriter {
   int status = 0;
   std::string body;
 };
+
 }  // namespace
+
+// One client request on its way through a pipeline (not to be confused with
+// ctx_call, a plugin's internal request): checks it, runs the middleware
+// chain, asks the router for providers, drives failover and completes. Lives
+// in the frame of chat_completions / embeddings. The parts it hands work to
+// share its Outcome and its client stream.
+class RequestRun final : public FailoverHost {
+ public:
+  RequestRun(const Runtime& rt, http::UpstreamClient& client, const EngineOptions& options,
+             RequestContext& ctx, ClientWriter& out)
+      : rt_(rt),
+        ctx_(ctx),
+        chain_(ctx, options.pause_timeout),
+        stream_(ctx, out, o_),
+        forwarder_(ctx, chain_, stream_, o_),
+        attempt_(ctx, client, options, stream_, forwarder_) {}
+  // A request that ends any other way than through run()'s end (an exception)
+  // still completes: plugins' on_complete gives back what on_request took.
+  ~RequestRun() override {
+    if (completed_) return;
+    if (o_.status == 0) o_.status = 500;
+    if (o_.error.empty()) o_.error = "the request failed inside the gateway";
+    complete();
+  }
+  RequestRun(const RequestRun&) = delete;
+  RequestRun& operator=(const RequestRun&) = delete;
+
+  asio::awaitable<Outcome> run();
+
+  // ---- FailoverHost
+  bool may_skip() const override { return chain_.has_attempt_hooks(); }
+  asio::awaitable<std::string> skipped_by(const Provider& p) override;
+  asio::awaitable<AttemptReport> attempt(const Provider& p, ModelState& model) override {
+    return attempt_.run(p, model);
+  }
+  asio::awaitable<void> sleep(std::chrono::milliseconds d) override {
+    asio::steady_timer t(ctx_.async->executor(), d);
+    co_await t.async_wait(
+        asio::bind_cancellation_slot(ctx_.upstream_cancel_slot(), asio::as_tuple(asio::use_awaitable)));
+  }
+  std::chrono::steady_clock::time_point now() override { return std::chrono::steady_clock::now(); }
+  double unit_random() override {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    return std::uniform_real_distribution<double>(0, 1)(rng);
+  }
+  void emit(const Runtime::Event& event) override { rt_.emit(event); }
+
+ private:
+  // What the client asked for, as middleware sees it (ctx_get FERRY_CTX_STREAM).
+  void read_stream_options() {
+    const Value* req = ctx_.request.value();
+    ctx_.stream = o_.stream =
+        bool_member(*req, "stream") && ctx_.operation == RequestContext::Operation::kChat && !ctx_.internal;
+    const Value* so = member(*req, "stream_options");
+    stream_.set_include_usage(so && bool_member(*so, "include_usage"));
+  }
+  // A pipeline's, a client's or a middleware's deadline of `ms`: each can only
+  // shorten the request's.
+  void shorten_deadline(int64_t ms) {
+    deadline_ms_ = deadline_ms_ ? std::min(deadline_ms_, ms) : ms;
+    deadline_ = ctx_.received_at + std::chrono::milliseconds(deadline_ms_);
+  }
+  asio::awaitable<std::optional<std::vector<const Provider*>>> choose_providers();
+  void complete();
+
+  const Runtime& rt_;
+  RequestContext& ctx_;
+  Outcome o_;  // declared before the parts that write it
+  MiddlewareChain chain_;
+  ClientStream stream_;
+  AnswerForwarder forwarder_;
+  UpstreamAttempt attempt_;
+  const Pipeline* pipeline_ = nullptr;
+  // Until the first byte (the whole answer when not streaming): the sooner of
+  // the pipeline's deadline_ms, the client's x-ferry-deadline-ms and a
+  // middleware's "deadline_ms" tag.
+  std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  int64_t deadline_ms_ = 0;
+  bool completed_ = false;
+};
 
 // Parameters by value: they live in the coroutine frame (no lambda captures
 // whose lifetime would depend on how co_spawn keeps the function object).
@@ -502,18 +171,20 @@ void Engine::enable_calls(RequestContext& ctx) {
 asio::awaitable<Outcome> Engine::embeddings(RequestContext& ctx, ClientWriter& out) {
   ctx.operation = RequestContext::Operation::kEmbeddings;
   if (!ctx.internal) enable_calls(ctx);
-  Call call(*this, ctx, out);
-  co_return co_await call.run();
+  RequestRun run(runtime_, client_, options_, ctx, out);
+  co_return co_await run.run();
 }
 
 asio::awaitable<Outcome> Engine::chat_completions(RequestContext& ctx, ClientWriter& out) {
   if (!ctx.internal) enable_calls(ctx);
-  Call call(*this, ctx, out);
-  co_return co_await call.run();
+  RequestRun run(runtime_, client_, options_, ctx, out);
+  co_return co_await run.run();
 }
 
-asio::awaitable<Outcome> Call::run() {
-  // ---- parse and validate: one parse, kept for the whole request
+asio::awaitable<Outcome> RequestRun::run() {
+  // ---- admission: refuse what cannot be served, find the pipeline and the
+  // deadline. Inline, not a coroutine of its own: a frame costs an
+  // allocation per request. One parse, kept for the whole request.
   Value* req = ctx_.request.value();
   std::optional<Refusal> refused;
   if (!req)
@@ -521,61 +192,63 @@ asio::awaitable<Outcome> Call::run() {
   else
     refused = check_request(*req, ctx_.operation, rt_.config().limits);
   if (refused) {
-    co_await reply_error(refused->status, std::move(refused->message), "invalid_request_error",
-                         refused->code);
+    co_await stream_.reply_error(refused->status, std::move(refused->message), "invalid_request_error",
+                                 refused->code);
     co_return o_;
   }
-  const Value* model = member(*req, "model");
-  ctx_.model = model->get<std::string>();
+  // check_request made sure "model" is a string.
+  ctx_.model = member(*req, "model")->get<std::string>();
   pipeline_ = rt_.pipeline_for_model(ctx_.model);
   if (!pipeline_) {
-    co_await reply_error(404,
-                         "The model '" + ctx_.model + "' does not exist or is not served by this gateway",
-                         "invalid_request_error", "model_not_found");
+    co_await stream_.reply_error(
+        404, "The model '" + ctx_.model + "' does not exist or is not served by this gateway",
+        "invalid_request_error", "model_not_found");
     co_return o_;
   }
   ctx_.pipeline = o_.pipeline = pipeline_->name;
-  deadline_ms_ = pipeline_->policy.deadline.count();
+  if (pipeline_->policy.deadline.count()) shorten_deadline(pipeline_->policy.deadline.count());
   if (const std::string* asked = ctx_.client_headers.get("x-ferry-deadline-ms")) {
-    int64_t ms = 0;
-    auto [end, ec] = std::from_chars(asked->data(), asked->data() + asked->size(), ms);
-    if (ec != std::errc() || end != asked->data() + asked->size() || ms <= 0) {
-      co_await reply_error(
+    std::optional<int64_t> ms = parse_ms(*asked);
+    if (!ms) {
+      co_await stream_.reply_error(
           400, "x-ferry-deadline-ms must be a positive number of milliseconds, not '" + *asked + "'",
           "invalid_request_error", "invalid_deadline");
       co_return o_;
     }
     // A client may shorten the pipeline's deadline, not extend it.
-    deadline_ms_ = deadline_ms_ ? std::min(deadline_ms_, ms) : ms;
+    shorten_deadline(*ms);
   }
-  if (deadline_ms_) deadline_ = ctx_.received_at + std::chrono::milliseconds(deadline_ms_);
-
-  // What the client asked for, as on_request sees it (ctx_get FERRY_CTX_STREAM).
   read_stream_options();
 
-  // ---- middleware, in pipeline order
-  bool proceed = co_await run_on_request();
-  if (!proceed) {
-    complete();
-    co_return o_;
+  // ---- middleware, in pipeline order (a plugin's own call has none)
+  if (!ctx_.internal) {
+    HookOutcome r = co_await chain_.on_request(pipeline_->middleware);
+    if (r.kind == HookOutcome::Kind::kRespond) {
+      co_await stream_.respond();
+      if (ctx_.respond_status >= 400) o_.error = "answered by middleware '" + r.middleware->name + "'";
+    } else if (!r.proceeds()) {
+      co_await stream_.reply_error(r.http_status(), std::move(r.message), r.error_type(), "plugin_error");
+    }
+    if (!r.proceeds()) {
+      complete();
+      co_return o_;
+    }
   }
   // A middleware may have shortened the deadline (the host-read tag
   // "deadline_ms", e.g. the timeout plugin's per-model deadlines).
-  if (const std::string* tag = ctx_.tag("deadline_ms")) {
-    int64_t ms = 0;
-    auto [end, ec] = std::from_chars(tag->data(), tag->data() + tag->size(), ms);
-    if (ec == std::errc() && end == tag->data() + tag->size() && ms > 0) {
-      deadline_ms_ = deadline_ms_ ? std::min(deadline_ms_, ms) : ms;
-      deadline_ = ctx_.received_at + std::chrono::milliseconds(deadline_ms_);
-    }
-  }
+  if (const std::string* tag = ctx_.tag("deadline_ms"))
+    if (std::optional<int64_t> ms = parse_ms(*tag)) shorten_deadline(*ms);
   // Middleware may have switched streaming on or off.
   read_stream_options();
   req = ctx_.request.value();
-  if (const Value* m = member(*req, "model"); m && m->is_string()) requested_model_ = m->get<std::string>();
-  completion_bound_ =
-      int_member(*req, "max_completion_tokens").value_or(int_member(*req, "max_tokens").value_or(-1));
-  choices_ = std::max<int64_t>(1, int_member(*req, "n").value_or(1));
+  std::string requested_model;
+  if (const Value* m = member(*req, "model"); m && m->is_string()) requested_model = m->get<std::string>();
+  forwarder_.set_bound(
+      requested_model,
+      int_member(*req, "max_completion_tokens").value_or(int_member(*req, "max_tokens").value_or(-1)),
+      std::max<int64_t>(1, int_member(*req, "n").value_or(1)));
+  attempt_.set_request(std::move(requested_model), deadline_);
+  stream_.set_hold_chunks(pipeline_->policy.stream_hold_chunks);
 
   // ---- providers, in the router's order; each failure may fail over
   auto order = co_await choose_providers();
@@ -583,249 +256,31 @@ asio::awaitable<Outcome> Call::run() {
     complete();
     co_return o_;
   }
-  std::vector<Failure> failures;
-  const auto& policy = pipeline_->policy;
-  bool done = false;
-  bool deadline_hit = false;
-  // After a context-length error, only providers with a larger window may follow.
-  std::optional<int64_t> min_context_window;
-  for (const Provider* p : *order) {
-    if (min_context_window) {
-      auto window = context_window(*p);
-      if (!window || *window <= *min_context_window) continue;
-    }
-    auto& model_state = p->models->for_model(ctx_.model);
-    auto& breaker = model_state.breaker;
-    attempt_model_ = &model_state;
-    for (uint32_t retry = 0;; ++retry) {
-      if (std::chrono::steady_clock::now() >= deadline_) {
-        deadline_hit = true;
-        break;
-      }
-      ctx_.provider = p->name;
-      // Middleware may veto this provider for this attempt (its own limits).
-      std::string skipped_by = co_await run_on_attempt(*p);
-      if (!skipped_by.empty()) {
-        // The host-read tags skip_reason and retry_after_ms say why and for how long.
-        const std::string* reason = ctx_.tag("skip_reason");
-        const std::string* after_ms = ctx_.tag("retry_after_ms");
-        std::string retry_after;
-        if (after_ms)
-          retry_after = std::to_string((std::strtoull(after_ms->c_str(), nullptr, 10) + 999) / 1000);
-        failures.push_back(Failure{429, "rate_limit_error", "provider_skipped",
-                                   "provider '" + p->name + "': skipped by middleware '" + skipped_by + "'" +
-                                       (reason ? ": " + *reason : std::string()),
-                                   retry_after, resilience::ErrorClass::kRateLimited});
-        last_failure_ = failures.back();
-        break;
-      }
-      if (!breaker.acquire()) {
-        // Its half-open probe slots were taken since routing (or it just opened).
-        failures.push_back(Failure{503,
-                                   "upstream_error",
-                                   "circuit_open",
-                                   "provider '" + p->name + "': circuit breaker open",
-                                   {},
-                                   resilience::ErrorClass::kServerError});
-        break;
-      }
-      if (retry == 0 && !last_failed_provider_.empty())
-        rt_.emit({FERRY_EVENT_PROVIDER_SWITCHED, last_failed_provider_, p->name, ctx_.model, ctx_.pipeline,
-                  ctx_.request_id, last_failure_.message});
-      if (retry == 0) o_.tried += (o_.tried.empty() ? "" : ",") + p->name;
-      ++o_.attempts;
-      auto started = std::chrono::steady_clock::now();
-      provider_broke_stream_ = false;
-      deadline_cut_ = false;
-      Result r = Result::kFailed;
-      {
-        InFlight counted(p->stats.in_flight);
-        r = co_await attempt(*p);
-      }
-      if (ctx_.cancelled() && r != Result::kSuccess) {
-        // Abandoned mid-attempt: says nothing about the provider, and there
-        // is nobody left to fail over for. (After a whole answer went out, a
-        // client closing its end is just a client done reading.)
-        co_await abandon();
-        done = true;
-        break;
-      }
-      auto us =
-          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
-      // Client errors say nothing against the provider, nor does running out of
-      // the request's own deadline; a stream it broke does.
-      bool provider_ok = r == Result::kFailed
-                             ? (deadline_cut_ && last_failure_.cls == resilience::ErrorClass::kTimeout) ||
-                                   last_failure_.cls == resilience::ErrorClass::kClientError ||
-                                   last_failure_.cls == resilience::ErrorClass::kContextLength ||
-                                   last_failure_.cls == resilience::ErrorClass::kContentFilter
-                             : !provider_broke_stream_;
-      p->stats.record(provider_ok, static_cast<uint64_t>(us.count()));
-      if (r != Result::kFailed) ewma(model_state.latency_ewma_us, static_cast<uint64_t>(us.count()));
-      if (auto changed = breaker.record(provider_ok)) breaker_changed(*p, *changed);
-      metrics::Registry::global().add("ferry_upstream_attempts_total{provider=\"" + p->name +
-                                          "\",outcome=\"" + (r == Result::kFailed ? "failed" : "ok") + "\"}",
-                                      1);
-      if (r != Result::kFailed) {
-        o_.provider = p->name;
-        done = true;
-        break;
-      }
-      Failure f = last_failure_;
-      failures.push_back(f);
-      last_failed_provider_ = p->name;
-      rt_.emit(
-          {FERRY_EVENT_PROVIDER_FAILED, p->name, {}, ctx_.model, ctx_.pipeline, ctx_.request_id, f.message});
-      if (deadline_cut_ && f.cls == resilience::ErrorClass::kTimeout) {
-        deadline_hit = true;  // it was the request's time that ran out, not the provider's
-        break;
-      }
-      auto action = policy.action(f.cls);
-      if (action == resilience::Action::kReturn) {
-        // The request itself is wrong (or the pipeline says so): another
-        // provider would answer the same.
-        co_await reply_failure(f);
-        done = true;
-        break;
-      }
-      if (action == resilience::Action::kRetry && retry < policy.max_retries) {
-        auto delay = policy.backoff(retry, unit_random());
-        if (auto after = resilience::parse_retry_after(f.retry_after)) {
-          if (*after > policy.max_retry_after) break;  // too long to wait here: fail over
-          delay = std::max(delay, *after);
-        }
-        if (std::chrono::steady_clock::now() + delay >= deadline_) break;
-        log::get().info("[{}] provider '{}' failed ({}); retrying in {} ms", ctx_.request_id, p->name,
-                        f.message, delay.count());
-        co_await sleep(delay);
-        if (ctx_.cancelled()) {
-          co_await abandon();
-          done = true;
-          break;
-        }
-        ++o_.retries;
-        continue;
-      }
-      if (f.cls == resilience::ErrorClass::kContextLength) {
-        auto window = context_window(*p);
-        if (!window) {
-          // Without context_window attributes no provider is known to be larger.
-          co_await reply_failure(f);
-          done = true;
-          break;
-        }
-        min_context_window = window;
-      }
-      break;  // fail over
-    }
-    if (done || deadline_hit) break;
-    if (p != order->back())
-      log::get().info("[{}] provider '{}' failed ({}); failing over", ctx_.request_id, p->name,
-                      last_failure_.message);
+  Failover failover(*this, ctx_,
+                    Failover::Request{pipeline_->policy, pipeline_->name, deadline_, deadline_ms_}, o_);
+  FailoverEnd end = co_await failover.run(*order);
+  switch (end) {
+    case FailoverEnd::kAnswered: break;
+    case FailoverEnd::kAbandoned: co_await stream_.abandon(); break;
+    case FailoverEnd::kReturn: co_await stream_.reply_failure(failover.failure()); break;
+    case FailoverEnd::kExhausted:
+      if (o_.status == 0) co_await stream_.reply_failure(failover.failure());
+      break;
   }
-  if (!done && o_.status == 0) {
-    Failure all;
-    if (deadline_hit) {
-      all.status = 504;
-      all.type = "timeout_error";
-      all.code = "deadline_exceeded";
-      all.message = "the request's deadline of " + std::to_string(deadline_ms_) + " ms passed";
-      for (size_t i = 0; i < failures.size(); ++i)
-        all.message += (i ? "; " : " after: ") + failures[i].message;
-    } else if (failures.empty()) {
-      all.status = 400;
-      all.type = "invalid_request_error";
-      all.code = "context_length_exceeded";
-      all.message = "no provider of pipeline '" + pipeline_->name + "' has a larger context window";
-    } else if (failures.size() == 1 || failures.back().cls == resilience::ErrorClass::kContextLength) {
-      all = failures.back();
-    } else {
-      // Every candidate failed with a provider-side error.
-      bool all_timeouts = true;
-      bool all_limited = true;
-      all.message = "all " + std::to_string(failures.size()) + " attempts failed: ";
-      for (size_t i = 0; i < failures.size(); ++i) {
-        all_timeouts = all_timeouts && failures[i].status == 504;
-        all_limited = all_limited && failures[i].status == 429;
-        all.message += (i ? "; " : "") + failures[i].message;
-      }
-      all.status = all_timeouts ? 504 : all_limited ? 429 : 502;
-      all.type = all_timeouts ? "timeout_error" : all_limited ? "rate_limit_error" : "upstream_error";
-      all.code = "all_providers_failed";
-      if (all_limited) all.retry_after = failures.back().retry_after;
-    }
-    co_await reply_failure(all);
-  }
-  if (client_gone_) o_.status = 499;
+  if (stream_.client_gone()) o_.status = 499;
   complete();
   co_return o_;
 }
 
-asio::awaitable<std::string> Call::run_on_attempt(const Provider& p) {
-  for (auto& f : filters_) {
-    const auto& vt = f.middleware->plugin->vt();
-    if (!vt.on_attempt) continue;
-    ferry_status st =
-        vt.on_attempt(f.middleware->plugin->instance(), f.filter, plugin::handle(&ctx_), fv(p.name));
-    if (st == FERRY_CONTINUE) continue;  // the common case: no coroutine frame for settle()
-    HookResult r{st};
-    if (st == FERRY_PAUSE) r = co_await settle(st);
-    if (r.status == FERRY_CONTINUE) continue;
-    if (r.status != FERRY_SKIP)
-      log::get().warn("[{}] {}; the provider is skipped", ctx_.request_id, hook_failure(f, "on_attempt", r));
-    co_return f.middleware->name;
-  }
-  co_return std::string();
+asio::awaitable<std::string> RequestRun::skipped_by(const Provider& p) {
+  HookOutcome r = co_await chain_.on_attempt(p.name);
+  if (r.proceeds()) co_return std::string();
+  if (r.kind != HookOutcome::Kind::kSkip)
+    log::get().warn("[{}] {}; the provider is skipped", ctx_.request_id, r.message);
+  co_return r.middleware->name;
 }
 
-asio::awaitable<bool> Call::run_on_request() {
-  if (ctx_.internal) co_return true;  // a plugin's own call: no middleware
-  filters_.reserve(pipeline_->middleware.size());
-  for (const Middleware* m : pipeline_->middleware) {
-    ActiveFilter f{m};
-    const auto& vt = m->plugin->vt();
-    if (vt.filter_new) {
-      ferry_status st = vt.filter_new(m->plugin->instance(), plugin::handle(&ctx_), &f.filter);
-      if (st != FERRY_OK) {
-        co_await reply_error(
-            500, "middleware '" + m->name + "' failed to start (status " + std::to_string(st) + ")",
-            "server_error", "plugin_error");
-        co_return false;
-      }
-    }
-    filters_.push_back(f);
-    has_chunk_hooks_ = has_chunk_hooks_ || vt.on_chunk;
-    if (!vt.on_request) continue;
-    ferry_status st =
-        vt.on_request(m->plugin->instance(), f.filter, plugin::handle(&ctx_), plugin::handle(&ctx_.request));
-    ctx_.request.clear_scratch();
-    HookResult r = co_await settle(st);
-    if (r.status == FERRY_CONTINUE) {
-      if (!ctx_.request.value() || !ctx_.request.value()->is_object()) {
-        co_await reply_error(500, "middleware '" + m->name + "' left the request without a JSON object",
-                             "server_error", "plugin_error");
-        co_return false;
-      }
-      continue;
-    }
-    if (r.status == FERRY_RESPOND && ctx_.respond_status) {
-      o_.status = ctx_.respond_status;
-      o_.provider = "";
-      bool sent = co_await send_respond();
-      if (!sent) o_.status = 499;
-      if (ctx_.respond_status >= 400) o_.error = "answered by middleware '" + m->name + "'";
-      co_return false;
-    }
-    int status = r.timed_out ? 504 : 500;
-    std::string message = hook_failure(f, "on_request", r);
-    co_await reply_error(status, std::move(message), r.timed_out ? "timeout_error" : "server_error",
-                         "plugin_error");
-    co_return false;
-  }
-  co_return true;
-}
-
-asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_providers() {
+asio::awaitable<std::optional<std::vector<const Provider*>>> RequestRun::choose_providers() {
   auto now = std::chrono::steady_clock::now();
   // Providers whose circuit is open are not candidates for any strategy.
   std::vector<const Provider*> candidates;
@@ -846,28 +301,32 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
       if (std::find(candidates.begin(), candidates.end(), p) != candidates.end())
         co_return std::vector<const Provider*>{p};
       if (!p->available())
-        co_await reply_error(503, "provider '" + p->name + "' is drained or failing its health checks",
-                             "upstream_error", "provider_drained");
-      else
-        co_await reply_circuit_open(p->name);
+        co_await stream_.reply_error(503,
+                                     "provider '" + p->name + "' is drained or failing its health checks",
+                                     "upstream_error", "provider_drained");
+      else {
+        Failure f = circuits_open(p->name, ctx_.model);
+        co_await stream_.reply_failure(f);
+      }
       co_return std::nullopt;
     }
     std::string names;
     for (const Provider* p : pipeline_->providers) names += (names.empty() ? "" : ", ") + p->name;
-    co_await reply_error(404,
-                         "provider '" + *pinned + "' (x-ferry-provider) is not part of pipeline '" +
-                             pipeline_->name + "' (available: " + names + ")",
-                         "invalid_request_error", "provider_not_found");
+    co_await stream_.reply_error(404,
+                                 "provider '" + *pinned + "' (x-ferry-provider) is not part of pipeline '" +
+                                     pipeline_->name + "' (available: " + names + ")",
+                                 "invalid_request_error", "provider_not_found");
     co_return std::nullopt;
   }
   if (candidates.empty()) {
     if (open.empty()) {
-      co_await reply_error(503,
-                           "every provider of pipeline '" + pipeline_->name +
-                               "' is drained or failing its health checks (" + drained + ")",
-                           "upstream_error", "providers_drained");
+      co_await stream_.reply_error(503,
+                                   "every provider of pipeline '" + pipeline_->name +
+                                       "' is drained or failing its health checks (" + drained + ")",
+                                   "upstream_error", "providers_drained");
     } else {
-      co_await reply_circuit_open(open);
+      Failure f = circuits_open(open, ctx_.model);
+      co_await stream_.reply_failure(f);
     }
     co_return std::nullopt;
   }
@@ -900,10 +359,8 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
   Doc::clear_thread_scratch();
   if (st == FERRY_RESPOND && ctx_.respond_status) {
     // The router answers itself (ABI 1.1), e.g. no provider can serve this.
-    o_.status = ctx_.respond_status;
     if (ctx_.respond_status >= 400) o_.error = "answered by router '" + pipeline_->router_name + "'";
-    bool sent = co_await send_respond();
-    if (!sent) o_.status = 499;
+    co_await stream_.respond();
     co_return std::nullopt;
   }
   std::vector<const Provider*> chosen;
@@ -917,461 +374,34 @@ asio::awaitable<std::optional<std::vector<const Provider*>>> Call::choose_provid
     }
   }
   if (!valid) {
-    co_await reply_error(500,
-                         "router '" + pipeline_->router_name + "' of pipeline '" + pipeline_->name +
-                             "' failed (status " + std::to_string(st) + ")",
-                         "server_error", "plugin_error");
+    co_await stream_.reply_error(500,
+                                 "router '" + pipeline_->router_name + "' of pipeline '" + pipeline_->name +
+                                     "' failed (status " + std::to_string(st) + ")",
+                                 "server_error", "plugin_error");
     co_return std::nullopt;
   }
   if (chosen.empty()) {
-    co_await reply_error(503, "router '" + pipeline_->router_name + "' found no provider for this request",
-                         "upstream_error", "no_provider");
+    co_await stream_.reply_error(503,
+                                 "router '" + pipeline_->router_name + "' found no provider for this request",
+                                 "upstream_error", "no_provider");
     co_return std::nullopt;
   }
   co_return chosen;
 }
 
-void Call::prepare_upstream_request(const Provider& p) {
-  // The provider's own name for the model, if it maps it; set on every attempt
-  // because the previous one may have been another provider's.
-  Value* req = ctx_.request.value();
-  auto mapped = p.model_map.find(requested_model_);
-  const std::string& want = mapped == p.model_map.end() ? requested_model_ : mapped->second;
-  if (auto m = req->find("model");
-      m == req->end() || !m->is_string() || m->get_ref<const std::string&>() != want) {
-    (*req)["model"] = want;
-    ctx_.request.changed();
-  }
-  // For accounting the host wants usage at the end of every stream; the chunk
-  // carrying it is withheld from clients that did not ask for it.
-  if (!ctx_.stream || include_usage_) return;
-  Value* so = const_cast<Value*>(member(*req, "stream_options"));
-  bool has = so && bool_member(*so, "include_usage");
-  if (p.stream_usage && !has) {
-    if (!so || !so->is_object()) (*req)["stream_options"] = Value::object();
-    (*req)["stream_options"]["include_usage"] = true;
-    ctx_.request.changed();
-  } else if (!p.stream_usage && has) {
-    (*req)["stream_options"].erase("include_usage");
-    if ((*req)["stream_options"].empty()) req->erase("stream_options");
-    ctx_.request.changed();
-  }
-}
-
-asio::awaitable<Call::Result> Call::attempt(const Provider& p) {
-  prepare_upstream_request(p);
-  attempt_started_ = std::chrono::steady_clock::now();
-  first_byte_seen_ = false;
-  held_.clear();
-  Result r;
-  if (p.serves())
-    r = co_await serve_attempt(p);
-  else
-    r = co_await http_attempt(p);
-  co_return r;
-}
-
-asio::awaitable<Call::Result> Call::on_event(SinkEvent& ev, const Provider& p, bool& done) {
-  using K = SinkEvent::Kind;
-  done = true;
-  switch (ev.kind) {
-    case K::kError: {
-      Failure f;
-      f.status = ev.status;
-      f.cls = resilience::classify(ev.status, ev.type, ev.message);
-      if (f.status == 401 || f.status == 403) {
-        // The upstream refused the gateway's credentials: not the client's
-        // fault, and another provider may well accept its own.
-        ev.message = "upstream rejected the configured credentials (HTTP " + std::to_string(f.status) +
-                     "): " + ev.message;
-        f.status = 502;
-        ev.type = "upstream_error";
-      }
-      f.type = ev.type.empty() ? "upstream_error" : ev.type;
-      f.code = "upstream_error";
-      // What the upstream said goes to the client and the logs: an error
-      // body may echo the gateway's own credentials.
-      f.message = "provider '" + p.name + "': " + secrets::scrub(ev.message);
-      Result r = co_await fail(std::move(f));
-      co_return r;
-    }
-    case K::kResponse: {
-      if (ctx_.stream) {
-        // The provider answered in one piece: replay it as a stream.
-        Doc& whole = ev.doc;
-        if (!whole.value() || !whole.value()->is_object()) break;
-        for (auto& chunk : response_to_chunks(*whole.value(), true)) {
-          bool delivered = co_await deliver_chunk(Doc::from_text(std::move(chunk)));
-          if (!delivered) co_return committed_ ? Result::kFinished : Result::kFailed;
-        }
-        co_await finish_stream();
-        co_return Result::kSuccess;
-      }
-      Doc& response = ev.doc;
-      if (!response.value() || !response.value()->is_object()) break;
-      bool delivered = co_await deliver_response(response, p);
-      co_return delivered ? Result::kSuccess : Result::kFinished;
-    }
-    case K::kChunk: {
-      if (!ctx_.stream) break;
-      done = false;
-      bool delivered = co_await deliver_chunk(std::move(ev.doc));
-      if (!delivered) {
-        done = true;
-        co_return committed_ ? Result::kFinished : Result::kFailed;
-      }
-      if (over_bound_) {
-        done = true;
-        co_await end_at_bound(p);
-        co_return Result::kSuccess;
-      }
-      co_return Result::kSuccess;
-    }
-    case K::kDone: {
-      if (!ctx_.stream) break;
-      co_await finish_stream();
-      co_return Result::kSuccess;
-    }
-  }
-  // An answer of the wrong shape for this request: the provider is broken.
-  std::string why = ev.kind == K::kChunk  ? "streamed an answer to a non-streaming request"
-                    : ev.kind == K::kDone ? "ended without an answer"
-                                          : "returned a response that is not a JSON object";
-  Failure f{502, "upstream_error", "bad_upstream_response", "provider '" + p.name + "' " + why, {}};
-  Result r = co_await fail(std::move(f));
-  co_return r;
-}
-
-asio::awaitable<Call::Result> Call::serve_attempt(const Provider& p) {
-  Sink* sink = ctx_.new_sink();
-  const auto& vt = p.plugin->vt();
-  ferry_status st = vt.serve(p.plugin->instance(), plugin::handle(&ctx_), plugin::handle(&ctx_.request),
-                             plugin::handle(sink));
-  ctx_.request.clear_scratch();
-  if (st != FERRY_OK && st != FERRY_PAUSE && !sink->has_events()) {
-    last_failure_ =
-        st == FERRY_ERR_UNSUPPORTED
-            ? unsupported(p)
-            : Failure{502,
-                      "upstream_error",
-                      "provider_error",
-                      "provider '" + p.name + "' failed to serve (status " + std::to_string(st) + ")",
-                      {}};
-    co_return Result::kFailed;
-  }
-  for (;;) {
-    bool woke = co_await sink->wait(limits(p).read);
-    if (!woke) {
-      sink->abandon();
-      std::string msg =
-          "provider '" + p.name + "' produced nothing for " + std::to_string(p.upstream.read.count()) + " ms";
-      // A named Failure, not a braced temporary: g++ 12 frees temporaries in
-      // co_await arguments too early (README, "Coroutines").
-      Failure f{
-          504, "timeout_error", "upstream_timeout", std::move(msg), {}, resilience::ErrorClass::kTimeout};
-      Result r = co_await fail(std::move(f));
-      co_return r;
-    }
-    sink->drain_into(batch_);
-    first_byte(p);
-    for (auto& ev : batch_) {
-      bool done = false;
-      Result r = co_await on_event(ev, p, done);
-      if (done || r != Result::kSuccess) {
-        sink->abandon();
-        co_return r;
-      }
-    }
-    if (committed_) {
-      bool sent = co_await flush();
-      if (!sent) {
-        sink->abandon();
-        co_return Result::kFinished;
-      }
-    }
-  }
-}
-
-asio::awaitable<Call::Result> Call::http_attempt(const Provider& p) {
-  const auto& vt = p.plugin->vt();
-  plugin::UpstreamBuild build;
-  ferry_status st = vt.build_request(p.plugin->instance(), plugin::handle(&ctx_),
-                                     plugin::handle(&ctx_.request), plugin::handle(&build));
-  ctx_.request.clear_scratch();
-  if (st == FERRY_ERR_UNSUPPORTED) {
-    // Not this adapter's kind of request (embeddings from a chat-only API).
-    last_failure_ = unsupported(p);
-    co_return Result::kFailed;
-  }
-  if (st != FERRY_OK || build.request.url.empty()) {
-    last_failure_ = Failure{
-        502,
-        "upstream_error",
-        "provider_error",
-        "provider '" + p.name + "' could not build the upstream request (status " + std::to_string(st) + ")",
-        {}};
-    co_return Result::kFailed;
-  }
-  for (const auto& h : ctx_.upstream_headers) build.request.headers.set(h.name, h.value);
-  if (!build.request.headers.get("accept-encoding")) build.request.headers.set("accept-encoding", "identity");
-  if (build.body_doc) build.request.body.assign(build.body_doc->text());
-
-  auto sent = co_await client_.send(build.request, limits(p), ctx_.upstream_cancel_slot());
-  if (sent.error) {
-    last_failure_ = from_upstream(sent.error, p.name);
-    co_return Result::kFailed;
-  }
-  auto& ex = *sent.exchange;
-  first_byte(p);
-  // Nothing but identity was asked for: a compressed answer cannot be read
-  // (nor passed on as JSON), so it is a broken upstream, not a client error.
-  if (const std::string* encoding = ex.headers().get("content-encoding");
-      encoding && !encoding->empty() && !util::iequals(*encoding, "identity")) {
-    last_failure_ = Failure{502,
-                            "upstream_error",
-                            "bad_upstream_response",
-                            "provider '" + p.name + "' answered with Content-Encoding: " +
-                                json::printable(*encoding, 40) + ", which ferryd did not ask for",
-                            {}};
-    co_return Result::kFailed;
-  }
-  const std::string* content_type = ex.headers().get("content-type");
-  bool sse = ctx_.stream && ex.status() == 200 && vt.parse_event && content_type &&
-             content_type->starts_with("text/event-stream");
-  Sink* sink = ctx_.new_sink();
-
-  if (!sse) {
-    std::string body;
-    auto err = co_await ex.read_all(body, options_.max_upstream_body);
-    if (err) {
-      last_failure_ = from_upstream(err, p.name);
-      co_return Result::kFailed;
-    }
-    Doc body_doc = Doc::from_text(std::move(body));
-    std::string_view text = body_doc.text();
-    ferry_http_response resp{sizeof(ferry_http_response), ex.status(), fv(text),
-                             plugin::handle(&ex.headers()), plugin::handle(&body_doc)};
-    sink->set_source(&body_doc);
-    st = vt.parse_response(p.plugin->instance(), plugin::handle(&ctx_), &resp, plugin::handle(sink));
-    sink->adopt_source();
-    sink->drain_into(batch_);
-    if (batch_.empty()) {
-      last_failure_ =
-          Failure{502,
-                  "upstream_error",
-                  "bad_upstream_response",
-                  "provider '" + p.name + "': its adapter could not read the upstream answer (HTTP " +
-                      std::to_string(ex.status()) + ", status " + std::to_string(st) + ")",
-                  {}};
-      co_return Result::kFailed;
-    }
-    for (auto& ev : batch_) {
-      bool done = false;
-      Result r = co_await on_event(ev, p, done);
-      if (r == Result::kFailed) {
-        if (const std::string* ra = ex.headers().get("retry-after")) last_failure_.retry_after = *ra;
-      }
-      if (done || r != Result::kSuccess) co_return r;
-    }
-    // A non-streamed answer whose events did not finish it.
-    last_failure_ = Failure{502,
-                            "upstream_error",
-                            "bad_upstream_response",
-                            "provider '" + p.name + "' gave an incomplete answer",
-                            {}};
-    co_return Result::kFailed;
-  }
-
-  // Server-Sent Events: forward each chunk as soon as it is parsed.
-  ferry_stream* state = nullptr;
-  if (vt.stream_open && vt.stream_open(p.plugin->instance(), plugin::handle(&ctx_), &state) != FERRY_OK) {
-    last_failure_ = Failure{502,
-                            "upstream_error",
-                            "provider_error",
-                            "provider '" + p.name + "' could not start reading the stream",
-                            {}};
-    co_return Result::kFailed;
-  }
-  struct StreamCloser {
-    const Provider& p;
-    ferry_stream* state;
-    ~StreamCloser() {
-      if (p.plugin->vt().stream_close) p.plugin->vt().stream_close(p.plugin->instance(), state);
-    }
-  } closer{p, state};
-
-  sse::Parser parser;
-  std::string bytes;
-  ferry_status adapter_status = FERRY_OK;
-  for (;;) {
-    bytes.clear();
-    bool eof = false;
-    // The deadline covers the time to the first byte; a started stream gets
-    // the provider's own read timeout between events.
-    if (committed_) ex.set_read_timeout(p.upstream.read);
-    auto err = co_await ex.read_some(bytes, &eof);
-    if (err) {
-      Failure f = from_upstream(err, p.name);
-      Result r = co_await fail(std::move(f));
-      co_return r;
-    }
-    bool ok = parser.feed(bytes, [&](sse::Event& e) {
-      if (adapter_status != FERRY_OK || sink->terminated()) return;
-      Doc data = Doc::from_text(std::move(e.data));
-      // data's own text is what the adapter sees, so a pass-through chunk is
-      // recognised and kept without a copy (Sink::adopt_source).
-      ferry_sse_event ev{sizeof(ferry_sse_event), fv(e.event), fv(data.text()), fv(e.id),
-                         plugin::handle(&data)};
-      size_t before = sink->pending();
-      sink->set_source(&data);
-      adapter_status =
-          vt.parse_event(p.plugin->instance(), state, plugin::handle(&ctx_), &ev, plugin::handle(sink));
-      sink->adopt_source();
-      // An event named "error" is an error in every dialect: if the adapter
-      // passed it on as a chunk, it ends the attempt here instead.
-      if (e.event == "error") sink->error_unless_handled(before, error_event_message(data));
-    });
-    if (!ok || adapter_status != FERRY_OK) {
-      std::string msg = !ok ? "provider '" + p.name + "' sent an oversized stream event"
-                            : "provider '" + p.name + "': its adapter rejected a stream event (status " +
-                                  std::to_string(adapter_status) + ")";
-      Failure f{502, "upstream_error", "bad_upstream_response", std::move(msg), {}};
-      Result r = co_await fail(std::move(f));
-      co_return r;
-    }
-    sink->drain_into(batch_);
-    for (auto& ev : batch_) {
-      bool done = false;
-      Result r = co_await on_event(ev, p, done);
-      if (r == Result::kSuccess && done && !eof && !cut_at_bound_) {
-        // The stream's end usually has the body's last chunk right behind it:
-        // read it so the connection goes back to the pool.
-        co_await ex.discard_rest(std::chrono::milliseconds(100), 64 * 1024);
-      }
-      if (done || r != Result::kSuccess) co_return r;
-    }
-    if (committed_) {
-      bool sent = co_await flush();
-      if (!sent) co_return Result::kFinished;
-    }
-    if (eof) {
-      std::string msg = "provider '" + p.name + "' closed the stream before it finished";
-      Failure f{502, "upstream_error", "stream_interrupted", std::move(msg), {}};
-      Result r = co_await fail(std::move(f));
-      co_return r;
-    }
-  }
-}
-
-asio::awaitable<bool> Call::deliver_response(Doc& response, const Provider& p) {
-  Value* v = response.value();
-  if (auto u = v->find("usage"); u != v->end() && u->is_object()) {
-    o_.prompt_tokens = int_field(*u, "prompt_tokens");
-    o_.completion_tokens = int_field(*u, "completion_tokens");
-  }
-  for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
-    const auto& vt = it->middleware->plugin->vt();
-    if (!vt.on_response) continue;
-    ferry_status st = vt.on_response(it->middleware->plugin->instance(), it->filter, plugin::handle(&ctx_),
-                                     plugin::handle(&response));
-    response.clear_scratch();
-    HookResult r = co_await settle(st);
-    if (r.status == FERRY_CONTINUE && response.value() && response.value()->is_object()) continue;
-    if (r.status == FERRY_RESPOND && ctx_.respond_status) {
-      o_.status = ctx_.respond_status;
-      ctx_.response_started = true;
-      o_.ttfb = since_start();
-      bool sent = co_await out_.send_json(ctx_.respond_status, ctx_.respond_body, ctx_.response_headers);
-      if (!sent) o_.status = 499;
-      co_return true;
-    }
-    int status = r.timed_out ? 504 : 500;
-    std::string message = hook_failure(*it, "on_response", r);
-    co_await reply_error(status, std::move(message), r.timed_out ? "timeout_error" : "server_error",
-                         "plugin_error");
-    co_return true;
-  }
-  (void)p;
-  if (o_.completion_tokens < 0) forwarded_.add(response.text());
-  o_.status = 200;
-  ctx_.response_started = true;
-  o_.ttfb = since_start();
-  bool sent = co_await out_.send_json(200, response.text(), ctx_.response_headers);
-  if (!sent) o_.status = 499;
-  co_return true;
-}
-
-asio::awaitable<bool> Call::deliver_chunk(Doc chunk) {
-  if (client_gone_) co_return false;
-  // Every chunk is checked before it is forwarded, so garbage never reaches a
-  // client as if it were an answer. The tree is built only when someone needs
-  // it (an on_chunk hook, the usage chunk): a validating scan is much cheaper.
-  bool valid = has_chunk_hooks_ ? chunk.value() && chunk.value()->is_object() : chunk.is_object();
-  if (!valid) {
-    std::string msg = "provider '" + ctx_.provider + "' sent a stream chunk that is not a JSON object";
-    if (!committed_) {
-      last_failure_ = Failure{502, "upstream_error", "bad_upstream_response", msg, {}};
-      co_return false;
-    }
-    co_await abort_stream(msg);
-    co_return false;
-  }
-  if (has_usage_object(chunk.text()) && chunk.value()) {
-    Value* v = chunk.value();
-    if (const Value* u = member(*v, "usage"); u && u->is_object()) {
-      o_.prompt_tokens = int_field(*u, "prompt_tokens");
-      o_.completion_tokens = int_field(*u, "completion_tokens");
-    }
-    if (!include_usage_) {
-      auto choices = v->find("choices");
-      if (choices == v->end() || (choices->is_array() && choices->empty())) co_return true;  // withheld
-      v->erase("usage");
-      chunk.changed();
-    }
-  }
-  for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
-    const auto& vt = it->middleware->plugin->vt();
-    if (!vt.on_chunk) continue;
-    ferry_status st = vt.on_chunk(it->middleware->plugin->instance(), it->filter, plugin::handle(&ctx_),
-                                  plugin::handle(&chunk));
-    chunk.clear_scratch();
-    HookResult r = co_await settle(st);
-    if (r.status == FERRY_CONTINUE && chunk.value() && chunk.value()->is_object()) continue;
-    std::string msg = hook_failure(*it, "on_chunk", r);
-    if (!committed_) start_stream();
-    co_await abort_stream(msg);
-    co_return false;
-  }
-  ForwardedText with_this = forwarded_;
-  with_this.add(chunk.text());
-  if (completion_bound_ >= 0 && with_this.past(completion_bound_, choices_)) {
-    over_bound_ = true;  // not forwarded: the caller ends the stream at the bound
-    co_return true;
-  }
-  forwarded_ = with_this;
-  if (!committed_ && held_.size() < pipeline_->policy.stream_hold_chunks) {
-    // Not yet: while nothing is sent, a failure can still fail over.
-    held_.emplace_back(chunk.text());
-    co_return true;
-  }
-  if (!committed_) start_stream();
-  out_.queue_event(chunk.text());
-  co_return true;
-}
-
-void Call::complete() {
+void RequestRun::complete() {
   if (completed_) return;
   completed_ = true;
   // A provider answered (a stream started, or a whole answer came) without
   // saying what it used: accounting gets the host's estimate, never nothing.
   // A stream the client abandoned still cost its prompt and what was sent.
-  bool answered = !o_.provider.empty() || committed_;
+  bool answered = !o_.provider.empty() || stream_.committed();
   if (answered && (o_.prompt_tokens < 0 || o_.completion_tokens < 0) && ctx_.request.value()) {
     if (o_.prompt_tokens < 0) o_.prompt_tokens = estimate_prompt_tokens(*ctx_.request.value());
-    if (o_.completion_tokens < 0) o_.completion_tokens = forwarded_.estimate_tokens();
+    if (o_.completion_tokens < 0) o_.completion_tokens = forwarder_.forwarded().estimate_tokens();
     o_.usage_estimated = true;
   }
-  auto latency = since_start();
+  auto latency = stream_.since_start();
   ferry_request_summary s{};
   s.struct_size = sizeof s;
   s.request_id = fv(ctx_.request_id);
@@ -1387,12 +417,7 @@ void Call::complete() {
   s.ttfb_us = static_cast<uint64_t>(o_.ttfb.count());
   s.prompt_tokens = o_.prompt_tokens;
   s.completion_tokens = o_.completion_tokens;
-  for (auto it = filters_.rbegin(); it != filters_.rend(); ++it) {
-    const auto& vt = it->middleware->plugin->vt();
-    if (vt.on_complete)
-      vt.on_complete(it->middleware->plugin->instance(), it->filter, plugin::handle(&ctx_), &s);
-  }
-  free_filters();
+  chain_.on_complete(s);
 }
 
 }  // namespace ferry::pipeline

@@ -76,7 +76,6 @@ class Engine {
   boost::asio::awaitable<void> run_call(boost::asio::any_io_executor ex, std::string parent,
                                         RequestContext::Operation op, std::string body,
                                         std::function<void(int, std::string)> done);
-  friend class Call;
   const Runtime& runtime_;
   http::UpstreamClient& client_;
   EngineOptions options_;

@@ -1,0 +1,356 @@
+#include "core/pipeline/upstream_attempt.h"
+
+#include "core/pipeline/request_checks.h"
+#include "core/plugin/host_api.h"
+#include "core/sse/sse_parser.h"
+
+namespace ferry::pipeline {
+
+namespace asio = boost::asio;
+using json::Doc;
+using json::Value;
+
+namespace {
+
+ferry_view fv(std::string_view s) { return ferry_view{s.data(), s.size()}; }
+
+// What an upstream's SSE error event says, for the failure it becomes.
+std::string error_event_message(Doc& data) {
+  const Value* v = data.value();
+  std::string message = "upstream sent an error event";
+  if (v && v->is_object()) {
+    const Value* err = member(*v, "error");
+    const Value* m = err && err->is_object() ? member(*err, "message") : member(*v, "message");
+    if (m && m->is_string()) message += ": " + m->get<std::string>();
+  } else if (!data.text().empty()) {
+    message += ": " + json::printable(data.text(), 200);
+  }
+  return message;
+}
+
+}  // namespace
+
+// Not a coroutine: the attempt's own coroutine is what the caller awaits,
+// one frame less on a path every request takes.
+asio::awaitable<AttemptReport> UpstreamAttempt::run(const Provider& p, ModelState& model) {
+  prepare_upstream_request(p);
+  model_ = &model;
+  started_ = std::chrono::steady_clock::now();
+  first_byte_seen_ = false;
+  deadline_cut_ = false;
+  broke_stream_ = false;
+  stream_.drop_held();
+  if (p.serves()) return serve_attempt(p);
+  return http_attempt(p);
+}
+
+AttemptReport UpstreamAttempt::report(Result result) const {
+  AttemptReport r;
+  r.result = result;
+  if (result == Result::kFailed) r.failure = &failure_;
+  r.deadline_cut = deadline_cut_;
+  r.broke_stream = broke_stream_;
+  return r;
+}
+
+void UpstreamAttempt::prepare_upstream_request(const Provider& p) {
+  // The provider's own name for the model, if it maps it; set on every attempt
+  // because the previous one may have been another provider's.
+  Value* req = ctx_.request.value();
+  auto mapped = p.model_map.find(requested_model_);
+  const std::string& want = mapped == p.model_map.end() ? requested_model_ : mapped->second;
+  if (auto m = req->find("model");
+      m == req->end() || !m->is_string() || m->get_ref<const std::string&>() != want) {
+    (*req)["model"] = want;
+    ctx_.request.changed();
+  }
+  // For accounting the host wants usage at the end of every stream; the chunk
+  // carrying it is withheld from clients that did not ask for it.
+  if (!ctx_.stream || stream_.include_usage()) return;
+  Value* so = const_cast<Value*>(member(*req, "stream_options"));
+  bool has = so && bool_member(*so, "include_usage");
+  if (p.stream_usage && !has) {
+    if (!so || !so->is_object()) (*req)["stream_options"] = Value::object();
+    (*req)["stream_options"]["include_usage"] = true;
+    ctx_.request.changed();
+  } else if (!p.stream_usage && has) {
+    (*req)["stream_options"].erase("include_usage");
+    if ((*req)["stream_options"].empty()) req->erase("stream_options");
+    ctx_.request.changed();
+  }
+}
+
+http::UpstreamOptions UpstreamAttempt::limits(const Provider& p) {
+  http::UpstreamOptions o = p.upstream;
+  if (deadline_ == std::chrono::steady_clock::time_point::max() || stream_.committed()) return o;
+  auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - std::chrono::steady_clock::now());
+  left = std::max(left, std::chrono::milliseconds(1));
+  if (left < o.read) {
+    o.read = left;
+    deadline_cut_ = true;
+  }
+  o.connect = std::min(o.connect, left);
+  return o;
+}
+
+// The provider's time to first byte feeds least-latency routing.
+void UpstreamAttempt::first_byte(const Provider& p) {
+  if (first_byte_seen_) return;
+  first_byte_seen_ = true;
+  auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started_);
+  p.stats.record_ttfb(static_cast<uint64_t>(us.count()));
+  if (model_) ewma(model_->ttfb_ewma_us, static_cast<uint64_t>(us.count()));
+}
+
+asio::awaitable<AttemptReport::Result> UpstreamAttempt::fail(Failure f) {
+  // What a cancelled attempt failed with is the cancellation, not the upstream.
+  if (ctx_.cancelled() && !ctx_.cancel_reason().empty()) f.message = ctx_.cancel_reason();
+  stream_.drop_held();  // chunks of a provider that failed before anything was sent
+  if (stream_.committed()) {
+    broke_stream_ = true;
+    co_await stream_.abort(f.message);
+    co_return Result::kFinished;
+  }
+  failure_ = std::move(f);
+  co_return Result::kFailed;
+}
+
+asio::awaitable<AttemptReport::Result> UpstreamAttempt::on_event(SinkEvent& ev, const Provider& p,
+                                                                 bool& done) {
+  using K = SinkEvent::Kind;
+  done = true;
+  switch (ev.kind) {
+    case K::kError: {
+      Failure f = Failure::from_upstream_error(p.name, ev.status, ev.type, ev.message);
+      Result r = co_await fail(std::move(f));
+      co_return r;
+    }
+    case K::kResponse: {
+      if (ctx_.stream) {
+        // The provider answered in one piece: replay it as a stream.
+        Doc& whole = ev.doc;
+        if (!whole.value() || !whole.value()->is_object()) break;
+        for (auto& chunk : response_to_chunks(*whole.value(), true)) {
+          Doc doc = Doc::from_text(std::move(chunk));
+          bool delivered = co_await forwarder_.deliver_chunk(std::move(doc));
+          if (!delivered) co_return undelivered();
+        }
+        co_await stream_.finish();
+        co_return Result::kSuccess;
+      }
+      Doc& response = ev.doc;
+      if (!response.value() || !response.value()->is_object()) break;
+      co_await forwarder_.deliver_response(response);
+      co_return Result::kSuccess;
+    }
+    case K::kChunk: {
+      if (!ctx_.stream) break;
+      done = false;
+      bool delivered = co_await forwarder_.deliver_chunk(std::move(ev.doc));
+      if (!delivered) {
+        done = true;
+        co_return undelivered();
+      }
+      if (forwarder_.over_bound()) {
+        done = true;
+        co_await forwarder_.end_at_bound(p);
+      }
+      co_return Result::kSuccess;
+    }
+    case K::kDone: {
+      if (!ctx_.stream) break;
+      co_await stream_.finish();
+      co_return Result::kSuccess;
+    }
+  }
+  // An answer of the wrong shape for this request: the provider is broken.
+  std::string_view why = ev.kind == K::kChunk  ? "streamed an answer to a non-streaming request"
+                         : ev.kind == K::kDone ? "ended without an answer"
+                                               : "returned a response that is not a JSON object";
+  Failure f = Failure::bad_upstream(p.name, why);
+  Result r = co_await fail(std::move(f));
+  co_return r;
+}
+
+asio::awaitable<AttemptReport> UpstreamAttempt::serve_attempt(const Provider& p) {
+  Sink* sink = ctx_.new_sink();
+  const auto& vt = p.plugin->vt();
+  ferry_status st = vt.serve(p.plugin->instance(), plugin::handle(&ctx_), plugin::handle(&ctx_.request),
+                             plugin::handle(sink));
+  ctx_.request.clear_scratch();
+  if (st != FERRY_OK && st != FERRY_PAUSE && !sink->has_events()) {
+    if (st == FERRY_ERR_UNSUPPORTED)
+      co_return report(failed(Failure::unsupported(p.name, ctx_.operation_name())));
+    co_return report(
+        failed(Failure::provider_error(p.name, "failed to serve (status " + std::to_string(st) + ")")));
+  }
+  for (;;) {
+    bool woke = co_await sink->wait(limits(p).read);
+    if (!woke) {
+      sink->abandon();
+      // A named Failure, not a braced temporary: g++ 12 frees temporaries in
+      // co_await arguments too early (README, "Working on Ferry").
+      Failure f = Failure::upstream_timeout(
+          p.name, "produced nothing for " + std::to_string(p.upstream.read.count()) + " ms");
+      Result r = co_await fail(std::move(f));
+      co_return report(r);
+    }
+    sink->drain_into(batch_);
+    first_byte(p);
+    for (auto& ev : batch_) {
+      bool done = false;
+      Result r = co_await on_event(ev, p, done);
+      if (done || r != Result::kSuccess) {
+        sink->abandon();
+        co_return report(r);
+      }
+    }
+    if (stream_.committed()) {
+      bool sent = co_await stream_.flush();
+      if (!sent) {
+        sink->abandon();
+        co_return report(Result::kFinished);
+      }
+    }
+  }
+}
+
+asio::awaitable<AttemptReport> UpstreamAttempt::http_attempt(const Provider& p) {
+  const auto& vt = p.plugin->vt();
+  plugin::UpstreamBuild build;
+  ferry_status st = vt.build_request(p.plugin->instance(), plugin::handle(&ctx_),
+                                     plugin::handle(&ctx_.request), plugin::handle(&build));
+  ctx_.request.clear_scratch();
+  // Not this adapter's kind of request (embeddings from a chat-only API).
+  if (st == FERRY_ERR_UNSUPPORTED)
+    co_return report(failed(Failure::unsupported(p.name, ctx_.operation_name())));
+  if (st != FERRY_OK || build.request.url.empty())
+    co_return report(failed(Failure::provider_error(
+        p.name, "could not build the upstream request (status " + std::to_string(st) + ")")));
+  for (const auto& h : ctx_.upstream_headers) build.request.headers.set(h.name, h.value);
+  if (!build.request.headers.get("accept-encoding")) build.request.headers.set("accept-encoding", "identity");
+  if (build.body_doc) build.request.body.assign(build.body_doc->text());
+
+  http::UpstreamOptions options = limits(p);
+  auto sent = co_await client_.send(build.request, options, ctx_.upstream_cancel_slot());
+  if (sent.error) co_return report(failed(Failure::from_upstream(sent.error, p.name)));
+  auto& ex = *sent.exchange;
+  first_byte(p);
+  // Nothing but identity was asked for: a compressed answer cannot be read
+  // (nor passed on as JSON), so it is a broken upstream, not a client error.
+  if (const std::string* encoding = ex.headers().get("content-encoding");
+      encoding && !encoding->empty() && !util::iequals(*encoding, "identity")) {
+    co_return report(failed(
+        Failure::bad_upstream(p.name, "answered with Content-Encoding: " + json::printable(*encoding, 40) +
+                                          ", which ferryd did not ask for")));
+  }
+  const std::string* content_type = ex.headers().get("content-type");
+  bool sse = ctx_.stream && ex.status() == 200 && vt.parse_event && content_type &&
+             content_type->starts_with("text/event-stream");
+  Sink* sink = ctx_.new_sink();
+
+  if (!sse) {
+    std::string body;
+    auto err = co_await ex.read_all(body, options_.max_upstream_body);
+    if (err) co_return report(failed(Failure::from_upstream(err, p.name)));
+    Doc body_doc = Doc::from_text(std::move(body));
+    std::string_view text = body_doc.text();
+    ferry_http_response resp{sizeof(ferry_http_response), ex.status(), fv(text),
+                             plugin::handle(&ex.headers()), plugin::handle(&body_doc)};
+    sink->set_source(&body_doc);
+    st = vt.parse_response(p.plugin->instance(), plugin::handle(&ctx_), &resp, plugin::handle(sink));
+    sink->adopt_source();
+    sink->drain_into(batch_);
+    if (batch_.empty()) {
+      co_return report(failed(Failure::bad_upstream(
+          p.name, ": its adapter could not read the upstream answer (HTTP " + std::to_string(ex.status()) +
+                      ", status " + std::to_string(st) + ")")));
+    }
+    for (auto& ev : batch_) {
+      bool done = false;
+      Result r = co_await on_event(ev, p, done);
+      if (r == Result::kFailed) {
+        if (const std::string* ra = ex.headers().get("retry-after")) failure_.retry_after = *ra;
+      }
+      if (done || r != Result::kSuccess) co_return report(r);
+    }
+    // A non-streamed answer whose events did not finish it.
+    co_return report(failed(Failure::bad_upstream(p.name, "gave an incomplete answer")));
+  }
+
+  // Server-Sent Events: forward each chunk as soon as it is parsed.
+  ferry_stream* state = nullptr;
+  if (vt.stream_open && vt.stream_open(p.plugin->instance(), plugin::handle(&ctx_), &state) != FERRY_OK)
+    co_return report(failed(Failure::provider_error(p.name, "could not start reading the stream")));
+  struct StreamCloser {
+    const Provider& p;
+    ferry_stream* state;
+    ~StreamCloser() {
+      if (p.plugin->vt().stream_close) p.plugin->vt().stream_close(p.plugin->instance(), state);
+    }
+  } closer{p, state};
+
+  sse::Parser parser;
+  std::string bytes;
+  ferry_status adapter_status = FERRY_OK;
+  for (;;) {
+    bytes.clear();
+    bool eof = false;
+    // The deadline covers the time to the first byte; a started stream gets
+    // the provider's own read timeout between events.
+    if (stream_.committed()) ex.set_read_timeout(p.upstream.read);
+    auto err = co_await ex.read_some(bytes, &eof);
+    if (err) {
+      Failure f = Failure::from_upstream(err, p.name);
+      Result r = co_await fail(std::move(f));
+      co_return report(r);
+    }
+    bool ok = parser.feed(bytes, [&](sse::Event& e) {
+      if (adapter_status != FERRY_OK || sink->terminated()) return;
+      Doc data = Doc::from_text(std::move(e.data));
+      // data's own text is what the adapter sees, so a pass-through chunk is
+      // recognised and kept without a copy (Sink::adopt_source).
+      ferry_sse_event ev{sizeof(ferry_sse_event), fv(e.event), fv(data.text()), fv(e.id),
+                         plugin::handle(&data)};
+      size_t before = sink->pending();
+      sink->set_source(&data);
+      adapter_status =
+          vt.parse_event(p.plugin->instance(), state, plugin::handle(&ctx_), &ev, plugin::handle(sink));
+      sink->adopt_source();
+      // An event named "error" is an error in every dialect: if the adapter
+      // passed it on as a chunk, it ends the attempt here instead.
+      if (e.event == "error") sink->error_unless_handled(before, error_event_message(data));
+    });
+    if (!ok || adapter_status != FERRY_OK) {
+      Failure f = !ok ? Failure::bad_upstream(p.name, "sent an oversized stream event")
+                      : Failure::bad_upstream(p.name, ": its adapter rejected a stream event (status " +
+                                                          std::to_string(adapter_status) + ")");
+      Result r = co_await fail(std::move(f));
+      co_return report(r);
+    }
+    sink->drain_into(batch_);
+    for (auto& ev : batch_) {
+      bool done = false;
+      Result r = co_await on_event(ev, p, done);
+      if (r == Result::kSuccess && done && !eof && !forwarder_.cut_at_bound()) {
+        // The stream's end usually has the body's last chunk right behind it:
+        // read it so the connection goes back to the pool.
+        co_await ex.discard_rest(std::chrono::milliseconds(100), 64 * 1024);
+      }
+      if (done || r != Result::kSuccess) co_return report(r);
+    }
+    if (stream_.committed()) {
+      bool sent = co_await stream_.flush();
+      if (!sent) co_return report(Result::kFinished);
+    }
+    if (eof) {
+      Failure f = Failure::stream_interrupted(p.name, "closed the stream before it finished");
+      Result r = co_await fail(std::move(f));
+      co_return report(r);
+    }
+  }
+}
+
+}  // namespace ferry::pipeline
