@@ -15,6 +15,17 @@ Doc Doc::from_text(std::string text, const ParseLimits* limits) {
   return d;
 }
 
+void Doc::reset_text(std::string_view text, const ParseLimits* limits) {
+  text_.assign(text);
+  has_text_ = true;
+  value_ = nullptr;
+  limits_ = limits;
+  error_ = {};
+  state_ = State::kUnparsed;
+  frozen_ = false;
+  scratch_.clear();
+}
+
 Doc Doc::from_value(Value value) {
   Doc d;
   d.value_ = std::move(value);

@@ -21,6 +21,9 @@ class Doc {
   static Doc from_value(Value value);
   // Both forms at once: the text is served as is until the tree is edited.
   static Doc from_parsed(std::string text, Value value);
+  // Makes this document `text` again, unparsed, reusing its buffers: one
+  // document can carry every event of a stream without an allocation each.
+  void reset_text(std::string_view text, const ParseLimits* limits = nullptr);
 
   // The parsed tree, or nullptr when the text is not JSON (or exceeds the
   // document's limits; parse_error() says why).

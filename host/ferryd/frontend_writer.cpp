@@ -162,9 +162,10 @@ void FrontendWriter::queue_event(std::string_view data) {
     st = encode_error(502, e.type, e.code, e.message, {}, true, out);
     stream_failed_ = true;
   } else if (vt.encode_chunk) {
-    json::Doc chunk = json::Doc::from_text(std::string(data));
-    st = vt.encode_chunk(instance, encoder(), plugin::handle(&ctx_), plugin::handle(&chunk),
+    chunk_.reset_text(data);
+    st = vt.encode_chunk(instance, encoder(), plugin::handle(&ctx_), plugin::handle(&chunk_),
                          plugin::handle(&out));
+    chunk_.clear_scratch();
   }
   if (st != FERRY_OK) {
     log::get().error("[{}] frontend '{}' could not encode a stream event (status {})", ctx_.request_id,

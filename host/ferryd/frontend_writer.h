@@ -3,6 +3,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/json/doc.h"
 #include "core/pipeline/engine.h"
 #include "core/pipeline/request_context.h"
 #include "core/pipeline/runtime.h"
@@ -49,11 +50,13 @@ class FrontendWriter final : public pipeline::ClientWriter {
   HttpWriter& http_;
   bool encoder_open_ = false;
   ferry_encoder* encoder_ = nullptr;
-  util::Headers stream_headers_;      // from begin_events, until the head goes out
-  bool stream_wanted_ = false;        // the engine began a stream
-  bool stream_started_ = false;       // its head is queued
-  bool stream_failed_ = false;        // an error event ended it: only its end is encoded
-  plugin::FrontendOutput event_out_;  // reused for every stream event: no allocation per chunk
+  util::Headers stream_headers_;  // from begin_events, until the head goes out
+  bool stream_wanted_ = false;    // the engine began a stream
+  bool stream_started_ = false;   // its head is queued
+  bool stream_failed_ = false;    // an error event ended it: only its end is encoded
+  // Reused for every stream event: no allocation per chunk.
+  plugin::FrontendOutput event_out_;
+  json::Doc chunk_;
 };
 
 }  // namespace ferry::host
