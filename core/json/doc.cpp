@@ -69,6 +69,7 @@ std::string_view Doc::text() {
 void Doc::changed() {
   has_text_ = false;
   text_.clear();
+  ++generation_;
 }
 
 namespace {

@@ -37,6 +37,9 @@ class Doc {
   std::string_view text();
   // Drops the cached text after the tree returned by value() was edited.
   void changed();
+  // How many times changed() was called: whether anyone edited the document
+  // between two points.
+  uint64_t generation() const { return generation_; }
 
   // Storage for views handed to plugins that are not slices of the tree
   // (serialized sub-values). Lives until clear_scratch().
@@ -60,6 +63,7 @@ class Doc {
   ParseError error_;
   State state_ = State::kParsed;
   bool frozen_ = false;
+  uint64_t generation_ = 0;
   std::deque<std::string> scratch_;
 };
 

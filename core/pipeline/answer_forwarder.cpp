@@ -28,7 +28,7 @@ bool has_usage_object(std::string_view text) {
 
 }  // namespace
 
-asio::awaitable<void> AnswerForwarder::deliver_response(Doc& response) {
+asio::awaitable<void> AnswerForwarder::deliver_response(Doc& response, std::string_view native) {
   Value* v = response.value();
   if (auto u = v->find("usage"); u != v->end() && u->is_object()) {
     outcome_.prompt_tokens = int_field(*u, "prompt_tokens");
@@ -46,7 +46,11 @@ asio::awaitable<void> AnswerForwarder::deliver_response(Doc& response) {
     }
   }
   if (outcome_.completion_tokens < 0) forwarded_.add(response.text());
-  bool sent = co_await stream_.send_answer(response.text());
+  bool sent = false;
+  if (native.empty())
+    sent = co_await stream_.send_answer(response.text());
+  else
+    sent = co_await stream_.send_native_answer(native);
   if (!sent) stream_.lost_answer();
 }
 

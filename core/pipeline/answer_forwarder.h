@@ -34,8 +34,10 @@ class AnswerForwarder {
   }
 
   // A whole answer to a non-streaming request. Always reaches an end: the
-  // answer, a middleware's own answer or its error.
-  boost::asio::awaitable<void> deliver_response(json::Doc& response);
+  // answer, a middleware's own answer or its error. With `native`, the
+  // upstream's own body reaches the client (same-dialect pass-through) while
+  // `response`, its canonical translation, is what is accounted.
+  boost::asio::awaitable<void> deliver_response(json::Doc& response, std::string_view native = {});
   // One chunk of a stream. False if the attempt cannot go on: the client is
   // gone, the stream was aborted, or (before anything was sent) the chunk was
   // not a JSON object, which rejected() then describes.

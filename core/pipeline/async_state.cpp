@@ -119,7 +119,7 @@ ferry_status Sink::push(SinkEvent event) {
     std::lock_guard lock(mu_);
     if (terminal_seen_) return FERRY_ERR_BAD_STATE;
     if (abandoned_) return FERRY_OK;
-    terminal_seen_ = event.kind != SinkEvent::Kind::kChunk;
+    terminal_seen_ = event.kind != SinkEvent::Kind::kChunk && event.kind != SinkEvent::Kind::kNative;
     events_.push_back(std::move(event));
     // Parse hooks push while nobody waits: no wake-up to post for them.
     wake = std::exchange(waiting_, false);

@@ -77,7 +77,9 @@ class AsyncState : public std::enable_shared_from_this<AsyncState> {
 
 // What a provider delivers through ferry_sink.
 struct SinkEvent {
-  enum class Kind { kResponse, kChunk, kDone, kError };
+  // kNative (1.3): an upstream's own SSE event for a client of its dialect:
+  // `type` is the event name, `message` its data.
+  enum class Kind { kResponse, kChunk, kDone, kError, kNative };
   Kind kind;
   json::Doc doc;     // response or chunk
   int status = 0;    // kError: the HTTP status that decides failover

@@ -114,6 +114,18 @@ void ClientStream::send_chunk(std::string_view chunk) {
   out_.queue_event(chunk);
 }
 
+void ClientStream::send_native_event(std::string_view event, std::string_view data) {
+  if (!committed_) start();
+  out_.queue_native(event, data);
+}
+
+asio::awaitable<bool> ClientStream::send_native_answer(std::string_view body) {
+  outcome_.status = 200;
+  ctx_.response_started = true;
+  outcome_.ttfb = since_start();
+  return out_.send_native(body, ctx_.response_headers);
+}
+
 void ClientStream::start() {
   committed_ = true;
   ctx_.response_started = true;

@@ -54,6 +54,12 @@ class ClientStream {
   void send_chunk(std::string_view chunk);
   // Commits a streamed response: headers, then the chunks held back.
   void start();
+  // Same-dialect pass-through (ABI 1.3): whether the client can take an
+  // upstream's own bytes; one event of a stream (committing it), and a whole
+  // answer's body.
+  bool accepts_native() const { return out_.accepts_native(); }
+  void send_native_event(std::string_view event, std::string_view data);
+  boost::asio::awaitable<bool> send_native_answer(std::string_view body);
   // Chunks of a provider that failed before anything was sent.
   void drop_held() { held_.clear(); }
   // Queues an event on a committed stream.

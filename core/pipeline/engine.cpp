@@ -249,6 +249,12 @@ asio::awaitable<Outcome> RequestRun::run() {
       std::max<int64_t>(1, int_member(*req, "n").value_or(1)));
   attempt_.set_request(std::move(requested_model), deadline_);
   stream_.set_hold_chunks(pipeline_->policy.stream_hold_chunks);
+  // Same-dialect pass-through (sdk/ABI.md R21): the client's body may go
+  // upstream only as middleware left it, and the upstream's bytes come back
+  // only when no middleware reads or edits the answer on its way.
+  ctx_.native_body_valid = !ctx_.dialect.empty() && ctx_.request.generation() == ctx_.decoded_generation;
+  attempt_.allow_native(stream_.accepts_native() && pipeline_->policy.stream_hold_chunks == 0 &&
+                        !(ctx_.stream ? chain_.has_chunk_hooks() : chain_.has_response_hooks()));
 
   // ---- providers, in the router's order; each failure may fail over
   auto order = co_await choose_providers();

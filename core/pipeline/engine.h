@@ -32,6 +32,15 @@ class ClientWriter {
   // Queues the end of the response body.
   virtual void end_events() = 0;
   virtual boost::asio::awaitable<bool> flush() = 0;
+
+  // Same-dialect pass-through (ABI 1.3): whether this client can be given an
+  // upstream's own bytes, one SSE event of a stream (before the canonical
+  // chunks translated from it) and a whole 200 answer's body.
+  virtual bool accepts_native() const { return false; }
+  virtual void queue_native(std::string_view /*event*/, std::string_view /*data*/) {}
+  virtual boost::asio::awaitable<bool> send_native(std::string_view body, const util::Headers& headers) {
+    return send_json(200, body, headers);
+  }
 };
 
 // What happened to a request, for the access log and metrics.

@@ -63,8 +63,16 @@ class RequestContext {
     }
     return "chat.completions";
   }
-  // The frontend instance ([frontends.NAME]) the request came in through.
+  // The frontend instance ([frontends.NAME]) the request came in through,
+  // and its dialect (the frontend plugin's name).
   std::string frontend;
+  std::string dialect;
+  // The client's body as it arrived (ABI 1.3 ctx_native_body), the request's
+  // generation once decoded, and (set after on_request) whether middleware
+  // left the request as decoded: only then may the native body go upstream.
+  std::string client_body;
+  uint64_t decoded_generation = 0;
+  bool native_body_valid = false;
   // A plugin's own request through the pipelines (ctx_call): no middleware,
   // never streamed, no access log line.
   bool internal = false;

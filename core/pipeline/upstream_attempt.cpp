@@ -164,6 +164,15 @@ asio::awaitable<AttemptReport::Result> UpstreamAttempt::on_event(SinkEvent& ev, 
       co_await stream_.finish();
       co_return Result::kSuccess;
     }
+    case K::kNative: {
+      done = false;
+      if (stream_.client_gone()) {
+        done = true;
+        co_return Result::kFinished;
+      }
+      stream_.send_native_event(ev.type, ev.message);
+      co_return Result::kSuccess;
+    }
   }
   // An answer of the wrong shape for this request: the provider is broken.
   std::string_view why = ev.kind == K::kChunk  ? "streamed an answer to a non-streaming request"
@@ -232,6 +241,10 @@ asio::awaitable<AttemptReport> UpstreamAttempt::http_attempt(const Provider& p) 
   for (const auto& h : ctx_.upstream_headers) build.request.headers.set(h.name, h.value);
   if (!build.request.headers.get("accept-encoding")) build.request.headers.set("accept-encoding", "identity");
   if (build.body_doc) build.request.body.assign(build.body_doc->text());
+  // The upstream got the client's own body in the client's dialect: its
+  // answer goes back as it came (the adapter's translation is still read, for
+  // usage and bounds).
+  bool native = native_allowed_ && !build.dialect.empty() && build.dialect == ctx_.dialect;
 
   http::UpstreamOptions options = limits(p);
   auto sent = co_await client_.send(build.request, options, ctx_.upstream_cancel_slot());
@@ -255,6 +268,8 @@ asio::awaitable<AttemptReport> UpstreamAttempt::http_attempt(const Provider& p) 
     std::string body;
     auto err = co_await ex.read_all(body, options_.max_upstream_body);
     if (err) co_return report(failed(Failure::from_upstream(err, p.name)));
+    std::string native_body;
+    if (native && ex.status() == 200) native_body = body;
     Doc body_doc = Doc::from_text(std::move(body));
     std::string_view text = body_doc.text();
     ferry_http_response resp{sizeof(ferry_http_response), ex.status(), fv(text),
@@ -270,7 +285,13 @@ asio::awaitable<AttemptReport> UpstreamAttempt::http_attempt(const Provider& p) 
     }
     for (auto& ev : batch_) {
       bool done = false;
-      Result r = co_await on_event(ev, p, done);
+      Result r = Result::kSuccess;
+      if (ev.kind == SinkEvent::Kind::kResponse && !native_body.empty() && ev.doc.is_object()) {
+        co_await forwarder_.deliver_response(ev.doc, native_body);
+        done = true;
+      } else {
+        r = co_await on_event(ev, p, done);
+      }
       if (r == Result::kFailed) {
         if (const std::string* ra = ex.headers().get("retry-after")) failure_.retry_after = *ra;
       }
@@ -314,6 +335,11 @@ asio::awaitable<AttemptReport> UpstreamAttempt::http_attempt(const Provider& p) 
       // recognised and kept without a copy (Sink::adopt_source).
       ferry_sse_event ev{sizeof(ferry_sse_event), fv(e.event), fv(data.text()), fv(e.id),
                          plugin::handle(&data)};
+      // The event itself, ahead of its translation, for a client of the
+      // upstream's dialect. Not an error event: that one is the canonical
+      // failure's to report, so that nothing committed can still fail over.
+      if (native && e.event != "error")
+        sink->push({SinkEvent::Kind::kNative, {}, 0, e.event, std::string(data.text()), false});
       size_t before = sink->pending();
       sink->set_source(&data);
       adapter_status =

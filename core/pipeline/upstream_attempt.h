@@ -31,6 +31,9 @@ class UpstreamAttempt {
     requested_model_ = std::move(model);
     deadline_ = deadline;
   }
+  // Whether an upstream of the client's dialect may answer it with its own
+  // bytes: only when no middleware reads or edits the answer on its way.
+  void allow_native(bool allowed) { native_allowed_ = allowed; }
 
   // `model` is p's state for this request's model: its time to first byte
   // feeds least-latency routing.
@@ -70,6 +73,7 @@ class UpstreamAttempt {
   AnswerForwarder& forwarder_;
   std::string requested_model_;
   std::chrono::steady_clock::time_point deadline_ = std::chrono::steady_clock::time_point::max();
+  bool native_allowed_ = false;
 
   // The current attempt.
   ModelState* model_ = nullptr;

@@ -272,6 +272,7 @@ ferry_status host_ctx_get(const ferry_ctx* c, ferry_ctx_field field, ferry_view*
     case FERRY_CTX_STREAM: *out = fv(r->stream ? "1" : "0"); return FERRY_OK;
     case FERRY_CTX_OPERATION: *out = fv(r->operation_name()); return FERRY_OK;
     case FERRY_CTX_FRONTEND: *out = fv(r->frontend); return FERRY_OK;
+    case FERRY_CTX_DIALECT: *out = fv(r->dialect); return FERRY_OK;
     default: return FERRY_ERR_NOT_FOUND;
   }
 }
@@ -553,6 +554,22 @@ ferry_status host_output_error(ferry_output* o, int32_t status, ferry_view type,
   return FERRY_OK;
 }
 
+ferry_status host_ctx_native_body(const ferry_ctx* c, ferry_view* out) {
+  if (!c || !out) return FERRY_ERR_INVALID_ARGUMENT;
+  const auto* r = ctx(c);
+  // A middleware's edit (a redaction, a default) must reach the upstream: the
+  // client's own bytes only go when nothing was changed.
+  if (!r->native_body_valid || r->dialect.empty()) return FERRY_ERR_NOT_FOUND;
+  *out = fv(r->client_body);
+  return FERRY_OK;
+}
+
+ferry_status host_upstream_set_dialect(ferry_upstream* up, ferry_view dialect) {
+  if (!up) return FERRY_ERR_INVALID_ARGUMENT;
+  reinterpret_cast<UpstreamBuild*>(up)->dialect.assign(sv(dialect));
+  return FERRY_OK;
+}
+
 ferry_plugin_handle* host_instance_self(const ferry_json* config) {
   for (ConfigErrorScope* scope = g_scope; scope; scope = scope->previous())
     if (scope->config == config) return scope->instance;
@@ -611,6 +628,8 @@ const ferry_host_api kHostApi = [] {
   a.output_event = host_output_event;
   a.output_error = host_output_error;
   a.instance_self = host_instance_self;
+  a.ctx_native_body = host_ctx_native_body;
+  a.upstream_set_dialect = host_upstream_set_dialect;
   return a;
 }();
 

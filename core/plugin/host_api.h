@@ -41,6 +41,7 @@ state::Store* state_store();
 struct UpstreamBuild {
   http::UpstreamRequest request;
   json::Doc* body_doc = nullptr;  // upstream_set_body_json: serialized after build_request
+  std::string dialect;            // upstream_set_dialect (1.3): it was given the client's native body
 };
 
 // What a frontend wrote during one hook (ABI 1.3 output_*): a whole answer,

@@ -175,6 +175,34 @@ void FrontendWriter::queue_event(std::string_view data) {
   queue_output(out);
 }
 
+void FrontendWriter::queue_native(std::string_view event, std::string_view data) {
+  plugin::FrontendOutput& out = event_out_;
+  out.reset();
+  const auto& vt = frontend_.plugin->vt();
+  if (!vt.encode_native || stream_failed_) return;
+  if (vt.encode_native(frontend_.plugin->instance(), encoder(), plugin::handle(&ctx_), fv(event), fv(data),
+                       plugin::handle(&out)) != FERRY_OK) {
+    log::get().error("[{}] frontend '{}' could not pass an upstream event through", ctx_.request_id,
+                     frontend_.name);
+    stream_failed_ = true;
+  }
+  queue_output(out);
+}
+
+asio::awaitable<bool> FrontendWriter::send_native(std::string_view body, const util::Headers& headers) {
+  plugin::FrontendOutput out;
+  out.headers = headers;
+  const auto& vt = frontend_.plugin->vt();
+  if (!vt.encode_native || vt.encode_native(frontend_.plugin->instance(), encoder(), plugin::handle(&ctx_),
+                                            {}, fv(body), plugin::handle(&out)) != FERRY_OK) {
+    log::get().error("[{}] frontend '{}' could not pass an upstream answer through", ctx_.request_id,
+                     frontend_.name);
+    out = {};
+  }
+  bool sent = co_await send_output(out);
+  co_return sent;
+}
+
 void FrontendWriter::end_events() {
   start_stream({});
   http_.end_stream();

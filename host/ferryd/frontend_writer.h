@@ -29,6 +29,9 @@ class FrontendWriter final : public pipeline::ClientWriter {
   void queue_event(std::string_view data) override;
   void end_events() override;
   boost::asio::awaitable<bool> flush() override;
+  bool accepts_native() const override { return frontend_.plugin->vt().encode_native != nullptr; }
+  void queue_native(std::string_view event, std::string_view data) override;
+  boost::asio::awaitable<bool> send_native(std::string_view body, const util::Headers& headers) override;
 
   // An error the host raises itself (a decode refusal, an unknown model).
   boost::asio::awaitable<bool> send_error(int status, std::string_view type, std::string_view code,

@@ -631,6 +631,11 @@ struct Server::Impl {
     ferry_status st = vt.decode(frontend.plugin->instance(), plugin::handle(&ctx), &inbound,
                                 plugin::handle(&ctx.request), plugin::handle(&decoded));
     ctx.request.clear_scratch();
+    // What a provider of the client's own dialect may send upstream as it came
+    // (ABI 1.3 ctx_native_body), and the point middleware edits count from.
+    ctx.dialect = frontend.plugin->library().name();
+    ctx.decoded_generation = ctx.request.generation();
+    ctx.client_body = std::move(body);
     if (decoded.error_status) {
       o.status = decoded.error_status;
       o.error = decoded.error_message;

@@ -124,6 +124,7 @@ Json event_json(const pipeline::SinkEvent& e) {
     case Kind::kDone: return Json{{"done", true}};
     case Kind::kError:
       return Json{{"error", {{"status", e.status}, {"type", e.type}, {"message", e.message}}}};
+    case Kind::kNative: return Json{{"native", {{"event", e.type}, {"data", e.message}}}};
   }
   return Json{{"unknown", static_cast<int>(e.kind)}};
 }

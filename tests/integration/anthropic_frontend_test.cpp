@@ -2,6 +2,8 @@
 // reach every pipeline, and routing, failover, budgets, guardrails, auth and
 // limits behave exactly as on the OpenAI door, with every error in Anthropic's
 // shape. Hostile input gets a precise 400 naming the field.
+#include <regex>
+
 #include "tests/integration/common.h"
 
 namespace ferry::test {
@@ -340,6 +342,108 @@ TEST(Frontends, AWrongMethodOnAKnownPathIs405WithAllow) {
   auto r = http_get(f->address(), "/v1/messages", kAnthropic);
   EXPECT_EQ(r.status, 405);
   EXPECT_EQ(r.header("allow"), "POST");
+}
+
+}  // namespace
+}  // namespace ferry::test
+
+namespace ferry::test {
+namespace {
+
+// An anthropic provider at a mock upstream; FERRY_TEST_ANTHROPIC_KEY is its key.
+std::string native_pipeline(const MockUpstream& up, const std::string& middleware_blocks = "",
+                            const std::string& middleware = "") {
+  return "[log]\nlevel = \"info\"\n\n[providers.claude]\nplugin = \"anthropic\"\nbase_url = \"" + up.url() +
+         "\"\napi_key_env = \"FERRY_TEST_ANTHROPIC_KEY\"\nmodels = { \"m\" = \"claude-upstream\" }\n\n" +
+         middleware_blocks + "[pipelines.default]\nmodels = [\"m\"]\nproviders = [\"claude\"]\n" +
+         (middleware.empty() ? "" : "middleware = [" + middleware + "]\n");
+}
+
+// What an Anthropic client sends that the canonical request has no room for:
+// an earlier turn's thinking block and its signature, cache_control, and a
+// field Ferry has never heard of.
+const std::string kNativeBody =
+    R"({"model":"m","max_tokens":64,"ferry_future_field":{"x":[1,2]},)"
+    R"("system":[{"type":"text","text":"be brief","cache_control":{"type":"ephemeral"}}],)"
+    R"("messages":[{"role":"user","content":"first"},)"
+    R"({"role":"assistant","content":[{"type":"thinking","thinking":"hmm","signature":"c2lnbmF0dXJl"},)"
+    R"({"type":"text","text":"answer"}]},)"
+    R"({"role":"user","content":[{"type":"text","text":"pass me through","cache_control":{"type":"ephemeral"}}]}]})";
+
+// The mock numbers its messages: the one thing two answers to one request differ in.
+std::string without_message_ids(std::string text) {
+  return std::regex_replace(text, std::regex("msg_mock_[0-9]+"), "msg_mock_N");
+}
+
+json::Value with_model(json::Value body, const std::string& model) {
+  body["model"] = model;
+  return body;
+}
+
+TEST(AnthropicPassThrough, TheUpstreamGetsTheClientsBodyWithOnlyTheModelMapped) {
+  MockUpstream up;
+  auto f = Ferryd::start(native_pipeline(up), {}, {"FERRY_TEST_ANTHROPIC_KEY=sk-ant-test"});
+  auto r = messages(*f, kNativeBody);
+  ASSERT_EQ(r.status, 200) << r.body;
+  json::Value sent;
+  ASSERT_TRUE(json::parse(kNativeBody, sent, nullptr));
+  EXPECT_EQ(up.stats()["last_request"]["body"], with_model(sent, "claude-upstream"));
+}
+
+TEST(AnthropicPassThrough, TheClientReadsTheUpstreamsBytesAsTheyCame) {
+  MockUpstream up;
+  auto f = Ferryd::start(native_pipeline(up), {}, {"FERRY_TEST_ANTHROPIC_KEY=sk-ant-test"});
+  json::Value body;
+  ASSERT_TRUE(json::parse(kNativeBody, body, nullptr));
+  std::string upstream_body = json::dump(with_model(body, "claude-upstream"));
+  HeaderList upstream_headers{{"anthropic-version", "2023-06-01"}, {"x-api-key", "sk-ant-test"}};
+
+  // Whole answers: the same bytes the upstream gives any caller.
+  auto direct = http_post(up.address(), "/v1/messages", upstream_body, upstream_headers);
+  auto through = messages(*f, kNativeBody);
+  ASSERT_EQ(through.status, 200) << through.body;
+  EXPECT_EQ(without_message_ids(through.body), without_message_ids(direct.body));
+
+  // Streams: every event, byte for byte.
+  body["stream"] = true;
+  upstream_body = json::dump(with_model(body, "claude-upstream"));
+  auto direct_stream = http_post_sse(up.address(), "/v1/messages", upstream_body, upstream_headers);
+  auto stream = http_post_sse(f->address(), "/v1/messages", json::dump(body), kAnthropic);
+  ASSERT_FALSE(direct_stream.raw.empty());
+  EXPECT_EQ(without_message_ids(stream.raw), without_message_ids(direct_stream.raw));
+  // ... and the answer was still accounted from its translation.
+  ASSERT_TRUE(f->log_line("frontend=anthropic status=200 model=\"m\"")) << f->output();
+  EXPECT_TRUE(f->log_line("stream=true")) << f->output();
+}
+
+TEST(AnthropicPassThrough, MiddlewareThatEditsTheRequestGetsItsEditUpstream) {
+  MockUpstream up;
+  auto f = Ferryd::start(native_pipeline(up,
+                                         "[middleware.guard]\nplugin = \"guardrails\"\napply_to = \"input\"\n"
+                                         "pii = { email = \"redact\" }\n\n",
+                                         "\"guard\""),
+                         {}, {"FERRY_TEST_ANTHROPIC_KEY=sk-ant-test"});
+  auto r = messages(*f, messages_body("m", "mail ann@example.org please"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::string upstream_saw = json::dump(up.stats()["last_request"]["body"]);
+  EXPECT_EQ(upstream_saw.find("ann@example.org"), std::string::npos) << upstream_saw;
+  EXPECT_NE(upstream_saw.find("[REDACTED:email]"), std::string::npos) << upstream_saw;
+}
+
+TEST(AnthropicPassThrough, MiddlewareThatReadsChunksGetsTheTranslatedStream) {
+  MockUpstream up;
+  auto f =
+      Ferryd::start(native_pipeline(up,
+                                    "[middleware.guard]\nplugin = \"guardrails\"\napply_to = \"output\"\n"
+                                    "pii = { card = \"redact\" }\n\n",
+                                    "\"guard\""),
+                    {}, {"FERRY_TEST_ANTHROPIC_KEY=sk-ant-test"});
+  auto s = http_post_sse(f->address(), "/v1/messages",
+                         messages_body("m", "card 4111 1111 1111 1111 ok", R"("stream":true)"), kAnthropic);
+  auto got = read_stream(s);
+  EXPECT_EQ(got.text, "mock reply: card [REDACTED:card] ok") << s.raw;
+  EXPECT_EQ(s.raw.find("4111"), std::string::npos) << s.raw;
+  EXPECT_EQ(got.types.back(), "message_stop") << s.raw;
 }
 
 }  // namespace

@@ -37,6 +37,8 @@ int64_t estimate_tokens(const Json& canonical) {
 
 class AnthropicFrontend final : public ferry::sdk::Frontend {
  public:
+  // Its encoder takes an Anthropic upstream's own events (pass-through).
+  using encoder_type = ferry_anthropic::StreamEncoder;
   explicit AnthropicFrontend(Config& config) { config.reject_unknown_keys({}); }
 
   std::span<const ferry_route> routes() const override { return kRoutes; }

@@ -208,7 +208,46 @@ void StreamEncoder::delta(int64_t index, std::string_view delta_json, Output& ou
   out.event("content_block_delta", w.str());
 }
 
+Status StreamEncoder::native(Context& ctx, std::string_view event, std::string_view data, Output& out) {
+  if (event.empty() && !ctx.streaming()) {
+    out.header("request-id", ctx.request_id());
+    return out.json(200, data);
+  }
+  native_ = true;
+  std::string name(event);
+  std::optional<ferry::sdk::OwnedJson> parsed;
+  // The event name and the payload's type agree; a missing name is the type's.
+  if (name.empty() || name == "content_block_start") {
+    parsed = ferry::sdk::OwnedJson::parse(data);
+    if (parsed && name.empty()) name = parsed->json().string("/type").value_or("");
+  }
+  if (name == "message_start") {
+    started_ = true;
+  } else if (name == "content_block_start") {
+    open_ = Block::kText;  // its kind does not matter here, only that one is open
+    index_ = parsed ? parsed->json().integer("/index").value_or(next_index_) : next_index_;
+    next_index_ = index_ + 1;
+  } else if (name == "content_block_stop") {
+    open_ = Block::kNone;
+  } else if (name == "message_stop") {
+    finished_ = true;
+  }
+  return out.event(name, data);
+}
+
 Status StreamEncoder::chunk(Context& ctx, const Json& c, Output& out) {
+  if (native_) {
+    // What the client already got as the upstream sent it; kept for an end
+    // the host may have to write itself.
+    if (c.type("/usage") == FERRY_JSON_OBJECT) {
+      Usage u = usage_of(c, "/usage");
+      input_tokens_ = u.input;
+      output_tokens_ = u.output;
+      cache_read_tokens_ = u.cache_read;
+    }
+    if (auto finish = c.string("/choices/0/finish_reason")) stop_reason_ = stop_reason(*finish);
+    return ferry::sdk::kOk;
+  }
   if (!started_) start(c.string("/id").value_or(""), c.string("/model").value_or(ctx.model()), out);
   if (c.type("/usage") == FERRY_JSON_OBJECT) {
     Usage u = usage_of(c, "/usage");
@@ -278,7 +317,7 @@ Status StreamEncoder::chunk(Context& ctx, const Json& c, Output& out) {
 }
 
 Status StreamEncoder::end(Context& ctx, Output& out) {
-  if (failed_) return ferry::sdk::kOk;
+  if (failed_ || finished_) return ferry::sdk::kOk;
   if (!started_) start({}, ctx.model(), out);
   close(out);
   JsonWriter w;

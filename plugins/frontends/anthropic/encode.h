@@ -32,6 +32,12 @@ class StreamEncoder final : public ferry::sdk::Encoder {
   ferry::sdk::Status end(ferry::sdk::Context& ctx, ferry::sdk::Output& out) override;
   ferry::sdk::Status error(ferry::sdk::Context& ctx, const ferry::sdk::ErrorInfo& error,
                            ferry::sdk::Output& out) override;
+  // An Anthropic upstream's own events (or whole message) for this Anthropic
+  // client: passed on as they came. The canonical chunks that follow each
+  // event then only keep the stop reason and usage, for an end the host
+  // imposes (a max_tokens cut, a broken stream).
+  ferry::sdk::Status native(ferry::sdk::Context& ctx, std::string_view event, std::string_view data,
+                            ferry::sdk::Output& out) override;
 
  private:
   enum class Block { kNone, kText, kThinking, kToolUse };
@@ -41,7 +47,9 @@ class StreamEncoder final : public ferry::sdk::Encoder {
   void delta(int64_t index, std::string_view delta_json, ferry::sdk::Output& out);
 
   bool started_ = false;
-  bool failed_ = false;  // an error event ended the stream: Anthropic streams stop there
+  bool native_ = false;    // the upstream's own events are passed on
+  bool finished_ = false;  // ... and its message_stop was one of them
+  bool failed_ = false;    // an error event ended the stream: Anthropic streams stop there
   Block open_ = Block::kNone;
   int64_t index_ = -1;                // of the open block
   int64_t next_index_ = 0;            // of the next block to open

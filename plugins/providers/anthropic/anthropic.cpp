@@ -414,6 +414,18 @@ class Anthropic final : public ferry::sdk::Provider {
     up.header("anthropic-version", s_.version);
     if (!keys_.empty()) up.secret_header("x-api-key", keys_.pick(ctx));
     up.streaming(ctx.streaming());
+    // An Anthropic client's own body goes on as it came, but for the model
+    // (sdk/ABI.md R21): thinking blocks and their signatures, cache_control,
+    // citations and fields Ferry does not know yet all survive.
+    if (ctx.dialect() == "anthropic")
+      if (auto native = ctx.native_body())
+        if (auto body = ctx.parse(*native); body && body->type() == FERRY_JSON_OBJECT) {
+          auto model = s_.model.empty() ? req.string("/model").value_or("") : std::string_view(s_.model);
+          body->set_string("/model", model);
+          if (auto beta = ctx.header("anthropic-beta")) up.header("anthropic-beta", *beta);
+          up.body(*body).dialect("anthropic");
+          return Status::kContinue;
+        }
     up.body(build_body(ctx, req, s_));
     return Status::kContinue;
   }

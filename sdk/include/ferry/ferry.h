@@ -178,6 +178,10 @@ typedef int32_t ferry_ctx_field;
 #define FERRY_CTX_OPERATION 7
 /* ABI 1.3: the frontend instance (its [frontends.NAME]) the request came in through. */
 #define FERRY_CTX_FRONTEND 8
+/* ABI 1.3: the client's dialect: the name of the frontend plugin it came
+ * through ("openai", "anthropic"). A provider whose upstream speaks it may
+ * pass the client's body through (ctx_native_body, upstream_set_dialect). */
+#define FERRY_CTX_DIALECT 9
 
 /* ------------------------------------------------------------------------ */
 /* Plain data handed to plugins.                                             */
@@ -545,6 +549,17 @@ typedef struct ferry_host_api {
    * that its log lines, metrics and state keys are its own. Valid as long as
    * the instance. NULL for any other document. */
   ferry_plugin_handle* (*instance_self)(const ferry_json* config);
+
+  /* --- ABI 1.3: same-dialect pass-through (ABI.md R21). --- */
+  /* The client's body as it arrived, in its dialect (FERRY_CTX_DIALECT), as
+   * long as no middleware changed the request: FERRY_ERR_NOT_FOUND otherwise
+   * (translate from the canonical request then). Valid for the request's life. */
+  ferry_status (*ctx_native_body)(const ferry_ctx* ctx, ferry_view* out);
+  /* build_request: this upstream speaks `dialect` and was given the client's
+   * native body. Its answer may then reach a client of that dialect as the
+   * upstream sent it (encode_native), while the adapter's canonical
+   * translation still feeds accounting. */
+  ferry_status (*upstream_set_dialect)(ferry_upstream* up, ferry_view dialect);
 } ferry_host_api;
 
 /* ------------------------------------------------------------------------ */
@@ -687,6 +702,12 @@ typedef struct ferry_frontend_vtable {
    * end with the error event writes nothing there). */
   ferry_status (*encode_error)(ferry_instance* instance, ferry_encoder* encoder, ferry_ctx* ctx,
                                const ferry_error_info* error, ferry_output* out);
+  /* Optional. The upstream's own bytes in this frontend's dialect (R21): one
+   * Server-Sent Event of a stream (`event`, `data`), each before the
+   * canonical chunks translated from it, or the whole answer's body in `data`
+   * (`event` empty) when the client did not stream. NULL: never passed through. */
+  ferry_status (*encode_native)(ferry_instance* instance, ferry_encoder* encoder, ferry_ctx* ctx,
+                                ferry_view event, ferry_view data, ferry_output* out);
 } ferry_frontend_vtable;
 
 /* ------------------------------------------------------------------------ */

@@ -693,8 +693,17 @@ class Context {
   std::string_view model() const { return get(FERRY_CTX_MODEL); }
   std::string_view provider() const { return get(FERRY_CTX_PROVIDER); }
   bool streaming() const { return get(FERRY_CTX_STREAM) == "1"; }
-  // "chat.completions" or "embeddings" (ABI 1.2).
+  // "chat.completions" or "embeddings" (ABI 1.2), "models" to an encoder (1.3).
   std::string_view operation() const { return get(FERRY_CTX_OPERATION); }
+  // The client's dialect: the frontend plugin it came through (1.3).
+  std::string_view dialect() const { return get(FERRY_CTX_DIALECT); }
+  // The client's body as it arrived, while no middleware changed the request
+  // (1.3, sdk/ABI.md R21): a provider of the client's dialect sends it on.
+  std::optional<std::string_view> native_body() const {
+    ferry_view out{};
+    if (host().ctx_native_body(ctx_, &out) != FERRY_OK) return std::nullopt;
+    return sv(out);
+  }
   bool embeddings() const { return operation() == "embeddings"; }
 
   std::optional<std::string_view> header(std::string_view name) const {
@@ -996,6 +1005,12 @@ class Upstream {
   }
   Upstream& streaming(bool s) {
     host().upstream_set_streaming(up_, s ? 1 : 0);
+    return *this;
+  }
+  // This upstream was given the client's native body in `dialect` (1.3): its
+  // answer may go back to the client as it came.
+  Upstream& dialect(std::string_view d) {
+    host().upstream_set_dialect(up_, view(d));
     return *this;
   }
 

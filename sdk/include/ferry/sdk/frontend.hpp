@@ -86,8 +86,17 @@ class Encoder {
   virtual Status chunk(Context&, const Json& /*chunk*/, Output&) { return kOk; }
   virtual Status end(Context&, Output&) { return kOk; }
   virtual Status error(Context&, const ErrorInfo&, Output&) { return Status::kUnsupported; }
+  // An upstream's own bytes in this dialect (sdk/ABI.md R21): one SSE event,
+  // ahead of the canonical chunks translated from it, or (`event` empty) a
+  // whole answer's body. Only called for an encoder type that overrides it.
+  virtual Status native(Context&, std::string_view /*event*/, std::string_view /*data*/, Output&) {
+    return Status::kUnsupported;
+  }
 };
 
+// A frontend whose answers pass through from upstreams of its own dialect
+// names its encoder type (`using encoder_type = MyEncoder;`) so the wrapper
+// can tell the host it takes native bytes (encode_native).
 class Frontend : public Encoder, public detail::Identity {
  public:
   virtual std::span<const ferry_route> routes() const = 0;
@@ -159,6 +168,14 @@ struct FrontendGlue {
       return target(i, e).end(ctx, out);
     });
   }
+  static ferry_status encode_native(ferry_instance* i, ferry_encoder* e, ferry_ctx* c, ferry_view event,
+                                    ferry_view data, ferry_output* o) noexcept {
+    return guarded_as<Frontend>(i, "encode_native", [&] {
+      Context ctx(c);
+      Output out(o);
+      return target(i, e).native(ctx, sv(event), sv(data), out);
+    });
+  }
   static ferry_status encode_error(ferry_instance* i, ferry_encoder* e, ferry_ctx* c,
                                    const ferry_error_info* err, ferry_output* o) noexcept {
     return guarded_as<Frontend>(i, "encode_error", [&] {
@@ -169,6 +186,15 @@ struct FrontendGlue {
       return target(i, e).error(ctx, info, out);
     });
   }
+};
+
+template <class T, class = void>
+struct encoder_type_of {
+  using type = T;
+};
+template <class T>
+struct encoder_type_of<T, std::void_t<typename T::encoder_type>> {
+  using type = typename T::encoder_type;
 };
 
 template <class T>
@@ -189,6 +215,9 @@ const ferry_frontend_vtable* frontend_vtable() {
     v.encode_chunk = &FrontendGlue::encode_chunk;
     v.encode_end = &FrontendGlue::encode_end;
     v.encode_error = &FrontendGlue::encode_error;
+    using E = typename encoder_type_of<T>::type;
+    if constexpr (!std::is_same_v<decltype(&E::native), decltype(&Encoder::native)>)
+      v.encode_native = &FrontendGlue::encode_native;
     return v;
   }();
   return &vt;
