@@ -234,9 +234,11 @@ asio::awaitable<Outcome> RequestRun::run() {
       co_return o_;
     }
   }
-  // A middleware may have shortened the deadline (the host-read tag
-  // "deadline_ms", e.g. the timeout plugin's per-model deadlines).
-  if (const std::string* tag = ctx_.tag("deadline_ms"))
+  // A middleware may have shortened the deadline (ctx_set_deadline, e.g. the
+  // timeout plugin's per-model deadlines; the tag "deadline_ms" from 1.2 plugins).
+  if (ctx_.middleware_deadline_ms > 0)
+    shorten_deadline(static_cast<int64_t>(std::min<uint64_t>(ctx_.middleware_deadline_ms, INT64_MAX)));
+  else if (const std::string* tag = ctx_.tag("deadline_ms"))
     if (std::optional<int64_t> ms = parse_ms(*tag)) shorten_deadline(*ms);
   // Middleware may have switched streaming on or off.
   read_stream_options();

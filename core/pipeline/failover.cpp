@@ -54,9 +54,20 @@ asio::awaitable<FailoverEnd> Failover::run(const std::vector<const Provider*>& o
       std::string skipped_by;
       if (host_.may_skip()) skipped_by = co_await host_.skipped_by(*p);
       if (!skipped_by.empty()) {
-        // The host-read tags skip_reason and retry_after_ms say why and for how long.
-        failures_.push_back(Failure::provider_skipped(p->name, skipped_by, ctx_.tag("skip_reason"),
-                                                      ctx_.tag("retry_after_ms")));
+        // Why and for how long: ctx_skip (1.3), or the tags skip_reason and
+        // retry_after_ms of 1.2 plugins.
+        std::optional<std::string> reason;
+        std::optional<uint64_t> retry_after_ms;
+        if (ctx_.skip.set) {
+          if (!ctx_.skip.reason.empty()) reason = ctx_.skip.reason;
+          if (ctx_.skip.retry_after_ms) retry_after_ms = ctx_.skip.retry_after_ms;
+          ctx_.skip = {};
+        } else {
+          if (const std::string* r = ctx_.tag("skip_reason")) reason = *r;
+          if (const std::string* ms = ctx_.tag("retry_after_ms"))
+            retry_after_ms = std::strtoull(ms->c_str(), nullptr, 10);
+        }
+        failures_.push_back(Failure::provider_skipped(p->name, skipped_by, reason, retry_after_ms));
         last_failure_ = failures_.back();
         break;
       }

@@ -98,14 +98,14 @@ Failure Failure::circuit_open(std::string_view provider) {
 }
 
 Failure Failure::provider_skipped(std::string_view provider, std::string_view middleware,
-                                  const std::string* reason, const std::string* retry_after_ms) {
+                                  const std::optional<std::string>& reason,
+                                  std::optional<uint64_t> retry_after_ms) {
   std::string why = ": skipped by middleware '" + std::string(middleware) + "'";
   if (reason) why += ": " + *reason;
   Failure f =
       make(429, "rate_limit_error", "provider_skipped", about(provider, why), ErrorClass::kRateLimited);
   // Retry-After is in whole seconds, rounded up.
-  if (retry_after_ms)
-    f.retry_after = std::to_string((std::strtoull(retry_after_ms->c_str(), nullptr, 10) + 999) / 1000);
+  if (retry_after_ms) f.retry_after = std::to_string((*retry_after_ms + 999) / 1000);
   return f;
 }
 

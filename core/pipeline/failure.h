@@ -1,6 +1,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,10 +44,11 @@ struct Failure {
                                      std::string_view message);
   // The provider's breaker took no more probes since routing (or just opened).
   static Failure circuit_open(std::string_view provider);
-  // An on_attempt hook vetoed the provider; `reason` and `retry_after_ms` come
-  // from the host-read tags skip_reason and retry_after_ms (may be null).
+  // An on_attempt hook vetoed the provider; why and for how long, if it said
+  // (ctx_skip, or the 1.2 tags skip_reason and retry_after_ms).
   static Failure provider_skipped(std::string_view provider, std::string_view middleware,
-                                  const std::string* reason, const std::string* retry_after_ms);
+                                  const std::optional<std::string>& reason,
+                                  std::optional<uint64_t> retry_after_ms);
 };
 
 // Routing found only providers whose circuit breaker is open (`providers`,

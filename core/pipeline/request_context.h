@@ -73,6 +73,16 @@ class RequestContext {
   std::string client_body;
   uint64_t decoded_generation = 0;
   bool native_body_valid = false;
+
+  // Typed control from middleware (ABI 1.3): a deadline set in on_request
+  // (ms after arrival, 0 for none), and why an on_attempt skipped its
+  // provider. Worker thread only.
+  uint64_t middleware_deadline_ms = 0;
+  struct Skip {
+    bool set = false;
+    std::string reason;
+    uint64_t retry_after_ms = 0;
+  } skip;
   // A plugin's own request through the pipelines (ctx_call): no middleware,
   // never streamed, no access log line.
   bool internal = false;

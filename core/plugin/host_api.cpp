@@ -570,6 +570,22 @@ ferry_status host_upstream_set_dialect(ferry_upstream* up, ferry_view dialect) {
   return FERRY_OK;
 }
 
+ferry_status host_ctx_set_deadline(ferry_ctx* c, uint64_t ms) {
+  if (!c || ms == 0) return FERRY_ERR_INVALID_ARGUMENT;
+  auto* r = ctx(c);
+  r->middleware_deadline_ms = r->middleware_deadline_ms ? std::min(r->middleware_deadline_ms, ms) : ms;
+  return FERRY_OK;
+}
+
+ferry_status host_ctx_skip(ferry_ctx* c, ferry_view reason, uint64_t retry_after_ms) {
+  if (!c) return FERRY_ERR_INVALID_ARGUMENT;
+  auto& skip = ctx(c)->skip;
+  skip.set = true;
+  skip.reason.assign(sv(reason));
+  skip.retry_after_ms = retry_after_ms;
+  return FERRY_OK;
+}
+
 ferry_plugin_handle* host_instance_self(const ferry_json* config) {
   for (ConfigErrorScope* scope = g_scope; scope; scope = scope->previous())
     if (scope->config == config) return scope->instance;
@@ -630,6 +646,8 @@ const ferry_host_api kHostApi = [] {
   a.instance_self = host_instance_self;
   a.ctx_native_body = host_ctx_native_body;
   a.upstream_set_dialect = host_upstream_set_dialect;
+  a.ctx_set_deadline = host_ctx_set_deadline;
+  a.ctx_skip = host_ctx_skip;
   return a;
 }();
 

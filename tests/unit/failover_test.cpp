@@ -253,6 +253,19 @@ TEST_F(FailoverTest, EveryProviderSkippedIsA429WithRetryAfter) {
   EXPECT_EQ(f.message, "provider 'a': skipped by middleware 'rate-limit': 2 rpm");
 }
 
+// The same through the typed control of ABI 1.3 (ctx_skip), which wins over tags.
+TEST_F(FailoverTest, ASkipSaysWhyAndForHowLongThroughCtxSkip) {
+  add("a");
+  host.skips["a"] = "rate-limit";
+  ctx.skip = {true, "3 rpm per provider", 250};
+  ctx.tags.emplace_back("skip_reason", "a stale tag");
+  EXPECT_EQ(run(), FailoverEnd::kExhausted);
+  const Failure& f = failover->failure();
+  EXPECT_EQ(f.retry_after, "1");
+  EXPECT_EQ(f.message, "provider 'a': skipped by middleware 'rate-limit': 3 rpm per provider");
+  EXPECT_FALSE(ctx.skip.set) << "a skip is told once, for its own provider";
+}
+
 TEST_F(FailoverTest, AReturnClassStopsWithProvidersLeft) {
   add("a");
   add("b");

@@ -360,13 +360,11 @@ Status Limiter::check_attempt(Context& ctx) {
     ferry::sdk::metric(FERRY_METRIC_COUNTER,
                        "ferry_ratelimit_provider_skips_total{provider=\"" + c.provider + "\"}", 1);
     std::string what = c.unit == Unit::kRequests ? "requests" : "tokens";
-    ctx.set_tag("skip_reason",
-                refused ? "over its limit of " + std::to_string(static_cast<int64_t>(c.limit)) + " " + what +
-                              " per " + std::to_string(owner_.settings().window_ms / 1000) + " s"
-                        : std::string("rate limits cannot be checked (state backend unavailable)"));
-    if (refused && rs[*refused - attempt_begin_].retry_after_ms)
-      ctx.set_tag("retry_after_ms", std::to_string(rs[*refused - attempt_begin_].retry_after_ms));
-    return Status::kSkip;
+    std::string reason = refused
+                             ? "over its limit of " + std::to_string(static_cast<int64_t>(c.limit)) + " " +
+                                   what + " per " + std::to_string(owner_.settings().window_ms / 1000) + " s"
+                             : std::string("rate limits cannot be checked (state backend unavailable)");
+    return ctx.skip(reason, refused ? rs[*refused - attempt_begin_].retry_after_ms : 0);
   });
 }
 

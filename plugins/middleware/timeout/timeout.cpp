@@ -41,7 +41,7 @@ class Timeout final : public ferry::sdk::Middleware {
         ms = limit;  // the first matching model entry, in config order
         break;
       }
-    if (ms > 0) ctx.set_tag("deadline_ms", std::to_string(ms));
+    if (ms > 0) ctx.set_deadline(static_cast<uint64_t>(ms));
     return Status::kContinue;
   }
 

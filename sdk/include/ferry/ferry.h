@@ -70,6 +70,15 @@ typedef int32_t ferry_status;
 /* Success, and for hooks: go on with the next stage. */
 #define FERRY_OK 0
 #define FERRY_CONTINUE 0
+/* What a hook asks of the host (ABI 1.3 names it apart from error statuses;
+ * same values, so 1.0-1.2 plugins are unchanged): FERRY_ACTION_CONTINUE,
+ * FERRY_ACTION_RESPOND, FERRY_ACTION_PAUSE, FERRY_ACTION_SKIP, or an error
+ * status (ABI.md R10 says which hook may return which). */
+typedef int32_t ferry_action;
+#define FERRY_ACTION_CONTINUE 0
+#define FERRY_ACTION_RESPOND 1
+#define FERRY_ACTION_PAUSE 2
+#define FERRY_ACTION_SKIP 3
 /* Hook: stop the pipeline and answer with what ctx_respond() set. */
 #define FERRY_RESPOND 1
 /* Hook: not finished; the plugin will call host->resume() exactly once. */
@@ -560,6 +569,15 @@ typedef struct ferry_host_api {
    * upstream sent it (encode_native), while the adapter's canonical
    * translation still feeds accounting. */
   ferry_status (*upstream_set_dialect)(ferry_upstream* up, ferry_view dialect);
+
+  /* --- ABI 1.3: typed control (instead of the host-read tags of 1.2). --- */
+  /* on_request: the request must have its first byte (its whole answer when
+   * not streaming) within ms of its arrival. Only ever shortens the deadline. */
+  ferry_status (*ctx_set_deadline)(ferry_ctx* ctx, uint64_t ms);
+  /* on_attempt, before returning FERRY_ACTION_SKIP: why this provider is
+   * skipped, and when it could take the request (0: unknown); the client's
+   * 429 says so when every candidate was skipped. */
+  ferry_status (*ctx_skip)(ferry_ctx* ctx, ferry_view reason, uint64_t retry_after_ms);
 } ferry_host_api;
 
 /* ------------------------------------------------------------------------ */
@@ -614,7 +632,7 @@ typedef struct ferry_router_vtable {
   /* Writes up to count indices into order (capacity count) and their number
    * into *order_len. Candidates left out are not tried. Since 1.1 it may
    * return FERRY_RESPOND after ctx_respond to answer the client itself. */
-  ferry_status (*route)(ferry_instance* instance, ferry_ctx* ctx, const ferry_json* request,
+  ferry_action (*route)(ferry_instance* instance, ferry_ctx* ctx, const ferry_json* request,
                         const ferry_candidate* const* candidates, size_t count, size_t* order,
                         size_t* order_len);
 } ferry_router_vtable;
@@ -633,14 +651,14 @@ typedef struct ferry_middleware_vtable {
   void (*filter_free)(ferry_instance* instance, ferry_filter* filter);
 
   /* CONTINUE, RESPOND (after ctx_respond) or PAUSE. The request may be edited. */
-  ferry_status (*on_request)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx,
+  ferry_action (*on_request)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx,
                              ferry_json* request);
   /* A whole chat.completion; may be edited. CONTINUE, RESPOND or PAUSE. */
-  ferry_status (*on_response)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx,
+  ferry_action (*on_response)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx,
                               ferry_json* response);
   /* One chat.completion.chunk of a streamed answer; may be edited. CONTINUE or
    * PAUSE (RESPOND is refused once the stream has started). */
-  ferry_status (*on_chunk)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx, ferry_json* chunk);
+  ferry_action (*on_chunk)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx, ferry_json* chunk);
   void (*on_complete)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx,
                       const ferry_request_summary* summary);
   /* --- ABI 1.1 --- */
@@ -657,7 +675,7 @@ typedef struct ferry_middleware_vtable {
    * the provider chosen (FERRY_CTX_PROVIDER too): CONTINUE, SKIP (try the next
    * candidate; not held against the provider) or PAUSE. E.g. per-provider rate
    * limits. */
-  ferry_status (*on_attempt)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx,
+  ferry_action (*on_attempt)(ferry_instance* instance, ferry_filter* filter, ferry_ctx* ctx,
                              ferry_view provider);
 } ferry_middleware_vtable;
 
@@ -681,7 +699,7 @@ typedef struct ferry_frontend_vtable {
    * FERRY_OK: the gateway serves the route's operation. FERRY_RESPOND: decode
    * answered through out (output_body / output_event). An error status after
    * output_error: the client's error, answered through encode_error. */
-  ferry_status (*decode)(ferry_instance* instance, ferry_ctx* ctx, const ferry_inbound* inbound,
+  ferry_action (*decode)(ferry_instance* instance, ferry_ctx* ctx, const ferry_inbound* inbound,
                          ferry_json* request, ferry_output* out);
   /* Per-answer state (may set *out to NULL): opened before the first encode
    * call of a request, closed after its last. */

@@ -759,6 +759,15 @@ class Context {
   Status set_tag(std::string_view name, std::string_view value) {
     return static_cast<Status>(host().ctx_set_tag(ctx_, view(name), view(value)));
   }
+  // on_request (1.3): the request must have its first byte within ms of its
+  // arrival; only ever shortens its deadline.
+  Status set_deadline(uint64_t ms) { return static_cast<Status>(host().ctx_set_deadline(ctx_, ms)); }
+  // on_attempt (1.3): skip this provider, saying why and when it could take
+  // the request (0: unknown). Returns kSkip, so a hook can `return ctx.skip(...)`.
+  Status skip(std::string_view reason, uint64_t retry_after_ms = 0) {
+    auto s = host().ctx_skip(ctx_, view(reason), retry_after_ms);
+    return s == FERRY_OK ? Status::kSkip : static_cast<Status>(s);
+  }
 
   // Runs a shared-state operation for the hook being run and returns the
   // hook's status: `then` decides it from the result. On the memory backend
