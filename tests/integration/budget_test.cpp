@@ -103,9 +103,14 @@ TEST(BudgetRedis, TwoInstancesShareOneBudgetUnderConcurrency) {
 TEST(Budget, ChargesStreamedAnswersAndSaysWhatIsLeft) {
   auto f = Ferryd::start(budgeted("[{ per = \"user\", usd = 0.06 }]"));
   HeaderList user{{"x-ferry-user", "ann"}};
-  auto first =
-      http_post(f->address(), "/v1/chat/completions", chat_body("m", "hi", R"("max_tokens":4)"), user);
+  HeaderList first_headers = user;
+  first_headers.emplace_back("x-request-id", "whole-0");
+  auto first = http_post(f->address(), "/v1/chat/completions", chat_body("m", "hi", R"("max_tokens":4)"),
+                         first_headers);
   ASSERT_EQ(first.status, 200);
+  // Its real cost replaces the reservation in on_complete, after the answer:
+  // the streams below must not race it.
+  ASSERT_TRUE(f->log_line("request_id=whole-0 "));
   // $0.06 - the $0.036 reservation (32 bytes of messages + 4 max_tokens).
   EXPECT_EQ(first.header("x-ferry-budget-remaining-usd"), "0.024");
   // Streamed answers of $0.005 each, while a $0.036 reservation still fits.

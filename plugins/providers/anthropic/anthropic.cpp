@@ -186,6 +186,8 @@ std::string build_body(Context& ctx, const Json& req, const Settings& s) {
 
   if (auto t = req.raw("/temperature")) w.key("temperature").raw(*t);
   if (auto t = req.raw("/top_p")) w.key("top_p").raw(*t);
+  // Not OpenAI's, but an Anthropic client's (through the anthropic frontend).
+  if (req.type("/top_k") == FERRY_JSON_NUMBER) w.key("top_k").raw(*req.raw("/top_k"));
   if (req.type("/stop") == FERRY_JSON_STRING) {
     w.key("stop_sequences").begin_array().value(*req.string("/stop")).end_array();
   } else if (req.type("/stop") == FERRY_JSON_ARRAY) {
