@@ -191,7 +191,7 @@ void Sink::error_unless_handled(size_t mark, std::string message) {
   for (size_t i = mark; i < events_.size(); ++i)
     if (events_[i].kind == SinkEvent::Kind::kError) return;
   events_.resize(mark);
-  SinkEvent ev{SinkEvent::Kind::kError, {}, 502, {}, {}, false};
+  SinkEvent ev{SinkEvent::Kind::kError, {}, 502, {}, {}, false, 0, {}, 0};
   ev.type = "server_error";
   ev.message = std::move(message);
   events_.push_back(std::move(ev));

@@ -89,6 +89,11 @@ struct SinkEvent {
   // body or event in the canonical format already): `doc` is filled from it
   // once the hook returns, without copying or parsing it again.
   bool from_source = false;
+  // kError from sink_fail (1.3): the class the adapter named (a
+  // ferry_error_class, 0 for "from the status"), a code and a retry-after.
+  int32_t error_class = 0;
+  std::string code;
+  uint64_t retry_after_ms = 0;
 };
 
 // A provider's result queue for one attempt. Thread-safe: a serve() provider

@@ -93,6 +93,20 @@ Failure Failure::from_upstream_error(std::string_view provider, int status, std:
   return f;
 }
 
+Failure Failure::from_provider_error(std::string_view provider, const SinkEvent& error) {
+  Failure f = from_upstream_error(provider, error.status, error.type, error.message);
+  using resilience::ErrorClass;
+  static constexpr ErrorClass kClasses[] = {ErrorClass::kConnect,       ErrorClass::kTimeout,
+                                            ErrorClass::kRateLimited,   ErrorClass::kServerError,
+                                            ErrorClass::kClientError,   ErrorClass::kContextLength,
+                                            ErrorClass::kContentFilter, ErrorClass::kAuth};
+  if (error.error_class >= FERRY_ERROR_CLASS_CONNECT && error.error_class <= FERRY_ERROR_CLASS_AUTH)
+    f.cls = kClasses[error.error_class - FERRY_ERROR_CLASS_CONNECT];
+  if (!error.code.empty()) f.code = error.code;
+  if (error.retry_after_ms) f.retry_after = std::to_string((error.retry_after_ms + 999) / 1000);
+  return f;
+}
+
 Failure Failure::circuit_open(std::string_view provider) {
   return make(503, "upstream_error", "circuit_open", about(provider, ": circuit breaker open"));
 }

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/http/upstream_client.h"
+#include "core/pipeline/async_state.h"
 #include "core/resilience/policy.h"
 
 namespace ferry::pipeline {
@@ -40,6 +41,9 @@ struct Failure {
   static Failure from_upstream(const http::UpstreamError& e, std::string_view provider);
   // The upstream answered with an error (sink_error): its status decides the
   // class. 401/403 are the gateway's credentials, not the client's fault.
+  // A provider's error as sink_fail / upstream_refuse (1.3) report it: its
+  // class (a ferry_error_class; 0: from the status), code and retry-after.
+  static Failure from_provider_error(std::string_view provider, const SinkEvent& error);
   static Failure from_upstream_error(std::string_view provider, int status, std::string_view type,
                                      std::string_view message);
   // The provider's breaker took no more probes since routing (or just opened).

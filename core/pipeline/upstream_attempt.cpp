@@ -2,6 +2,7 @@
 
 #include "core/pipeline/request_checks.h"
 #include "core/plugin/host_api.h"
+#include "core/sse/line_parser.h"
 #include "core/sse/sse_parser.h"
 
 namespace ferry::pipeline {
@@ -123,7 +124,7 @@ asio::awaitable<AttemptReport::Result> UpstreamAttempt::on_event(SinkEvent& ev, 
   done = true;
   switch (ev.kind) {
     case K::kError: {
-      Failure f = Failure::from_upstream_error(p.name, ev.status, ev.type, ev.message);
+      Failure f = Failure::from_provider_error(p.name, ev);
       Result r = co_await fail(std::move(f));
       co_return r;
     }
@@ -232,6 +233,9 @@ asio::awaitable<AttemptReport> UpstreamAttempt::http_attempt(const Provider& p) 
   ferry_status st = vt.build_request(p.plugin->instance(), plugin::handle(&ctx_),
                                      plugin::handle(&ctx_.request), plugin::handle(&build));
   ctx_.request.clear_scratch();
+  // The client's own request cannot go to this provider (upstream_refuse):
+  // its error, classed as the adapter says, never the provider's.
+  if (build.refused) co_return report(failed(Failure::from_provider_error(p.name, *build.refused)));
   // Not this adapter's kind of request (embeddings from a chat-only API).
   if (st == FERRY_ERR_UNSUPPORTED)
     co_return report(failed(Failure::unsupported(p.name, ctx_.operation_name())));
@@ -260,8 +264,16 @@ asio::awaitable<AttemptReport> UpstreamAttempt::http_attempt(const Provider& p) 
                                           ", which ferryd did not ask for")));
   }
   const std::string* content_type = ex.headers().get("content-type");
-  bool sse = ctx_.stream && ex.status() == 200 && vt.parse_event && content_type &&
-             content_type->starts_with("text/event-stream");
+  // A streamed answer, framed as the adapter said: SSE (by its content type),
+  // newline-delimited JSON, or raw bytes for the adapter to cut itself.
+  bool sse = false;
+  if (ctx_.stream && ex.status() == 200) {
+    switch (build.framing) {
+      case FERRY_FRAMING_NDJSON: sse = vt.parse_event != nullptr; break;
+      case FERRY_FRAMING_RAW: sse = vt.parse_bytes != nullptr; break;
+      default: sse = vt.parse_event && content_type && content_type->starts_with("text/event-stream"); break;
+    }
+  }
   Sink* sink = ctx_.new_sink();
 
   if (!sse) {
@@ -292,7 +304,8 @@ asio::awaitable<AttemptReport> UpstreamAttempt::http_attempt(const Provider& p) 
       } else {
         r = co_await on_event(ev, p, done);
       }
-      if (r == Result::kFailed) {
+      // The upstream's Retry-After, unless the adapter named its own (sink_fail).
+      if (r == Result::kFailed && failure_.retry_after.empty()) {
         if (const std::string* ra = ex.headers().get("retry-after")) failure_.retry_after = *ra;
       }
       if (done || r != Result::kSuccess) co_return report(r);
@@ -313,9 +326,32 @@ asio::awaitable<AttemptReport> UpstreamAttempt::http_attempt(const Provider& p) 
     }
   } closer{p, state};
 
-  sse::Parser parser;
-  std::string bytes;
   ferry_status adapter_status = FERRY_OK;
+  // One upstream event (an SSE event, or an NDJSON line with no name) to the adapter.
+  auto to_adapter = [&](std::string_view name, std::string text, std::string_view id) {
+    if (adapter_status != FERRY_OK || sink->terminated()) return;
+    Doc data = Doc::from_text(std::move(text));
+    // data's own text is what the adapter sees, so a pass-through chunk is
+    // recognised and kept without a copy (Sink::adopt_source).
+    ferry_sse_event ev{sizeof(ferry_sse_event), fv(name), fv(data.text()), fv(id), plugin::handle(&data)};
+    // The event itself, ahead of its translation, for a client of the
+    // upstream's dialect. Not an error event: that one is the canonical
+    // failure's to report, so that nothing committed can still fail over.
+    if (native && name != "error")
+      sink->push(
+          {SinkEvent::Kind::kNative, {}, 0, std::string(name), std::string(data.text()), false, 0, {}, 0});
+    size_t before = sink->pending();
+    sink->set_source(&data);
+    adapter_status =
+        vt.parse_event(p.plugin->instance(), state, plugin::handle(&ctx_), &ev, plugin::handle(sink));
+    sink->adopt_source();
+    // An event named "error" is an error in every dialect: if the adapter
+    // passed it on as a chunk, it ends the attempt here instead.
+    if (name == "error") sink->error_unless_handled(before, error_event_message(data));
+  };
+  sse::Parser parser;
+  sse::LineParser lines;
+  std::string bytes;
   for (;;) {
     bytes.clear();
     bool eof = false;
@@ -328,27 +364,26 @@ asio::awaitable<AttemptReport> UpstreamAttempt::http_attempt(const Provider& p) 
       Result r = co_await fail(std::move(f));
       co_return report(r);
     }
-    bool ok = parser.feed(bytes, [&](sse::Event& e) {
-      if (adapter_status != FERRY_OK || sink->terminated()) return;
-      Doc data = Doc::from_text(std::move(e.data));
-      // data's own text is what the adapter sees, so a pass-through chunk is
-      // recognised and kept without a copy (Sink::adopt_source).
-      ferry_sse_event ev{sizeof(ferry_sse_event), fv(e.event), fv(data.text()), fv(e.id),
-                         plugin::handle(&data)};
-      // The event itself, ahead of its translation, for a client of the
-      // upstream's dialect. Not an error event: that one is the canonical
-      // failure's to report, so that nothing committed can still fail over.
-      if (native && e.event != "error")
-        sink->push({SinkEvent::Kind::kNative, {}, 0, e.event, std::string(data.text()), false});
-      size_t before = sink->pending();
-      sink->set_source(&data);
+    bool ok = true;
+    switch (build.framing) {
+      case FERRY_FRAMING_NDJSON:
+        ok = lines.feed(bytes, [&](std::string& line) { to_adapter({}, std::move(line), {}); });
+        break;
+      case FERRY_FRAMING_RAW:
+        // Binary event streams: the adapter cuts them itself.
+        if (!bytes.empty() && !sink->terminated())
+          adapter_status = vt.parse_bytes(p.plugin->instance(), state, plugin::handle(&ctx_), fv(bytes),
+                                          plugin::handle(sink));
+        break;
+      default:
+        ok = parser.feed(bytes, [&](sse::Event& e) { to_adapter(e.event, std::move(e.data), e.id); });
+        break;
+    }
+    // The body ended: a dialect whose streams end there (no closing event)
+    // finishes it now; for the others it was cut short.
+    if (eof && ok && adapter_status == FERRY_OK && vt.stream_end && !sink->terminated())
       adapter_status =
-          vt.parse_event(p.plugin->instance(), state, plugin::handle(&ctx_), &ev, plugin::handle(sink));
-      sink->adopt_source();
-      // An event named "error" is an error in every dialect: if the adapter
-      // passed it on as a chunk, it ends the attempt here instead.
-      if (e.event == "error") sink->error_unless_handled(before, error_event_message(data));
-    });
+          vt.stream_end(p.plugin->instance(), state, plugin::handle(&ctx_), plugin::handle(sink));
     if (!ok || adapter_status != FERRY_OK) {
       Failure f = !ok ? Failure::bad_upstream(p.name, "sent an oversized stream event")
                       : Failure::bad_upstream(p.name, ": its adapter rejected a stream event (status " +

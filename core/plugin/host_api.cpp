@@ -476,7 +476,7 @@ using Kind = pipeline::SinkEvent::Kind;
 
 ferry_status sink_json(ferry_sink* s, Kind kind, ferry_view json) {
   if (!s) return FERRY_ERR_INVALID_ARGUMENT;
-  pipeline::SinkEvent ev{kind, {}, 0, {}, {}, false};
+  pipeline::SinkEvent ev{kind, {}, 0, {}, {}, false, 0, {}, 0};
   // The pass-through case (an OpenAI-compatible upstream) hands back its
   // input: keep that document, with its parse if it has one, instead of a copy.
   if (sink(s)->is_source(sv(json)))
@@ -492,12 +492,50 @@ ferry_status host_sink_response(ferry_sink* s, ferry_view json) {
 ferry_status host_sink_chunk(ferry_sink* s, ferry_view json) { return sink_json(s, Kind::kChunk, json); }
 ferry_status host_sink_done(ferry_sink* s) {
   if (!s) return FERRY_ERR_INVALID_ARGUMENT;
-  return sink(s)->push({Kind::kDone, {}, 0, {}, {}, false});
+  return sink(s)->push({Kind::kDone, {}, 0, {}, {}, false, 0, {}, 0});
 }
 ferry_status host_sink_error(ferry_sink* s, int32_t status, ferry_view type, ferry_view message) {
   if (!s) return FERRY_ERR_INVALID_ARGUMENT;
   if (status < 400 || status > 599) status = 502;
-  return sink(s)->push({Kind::kError, {}, status, std::string(sv(type)), std::string(sv(message)), false});
+  return sink(s)->push(
+      {Kind::kError, {}, status, std::string(sv(type)), std::string(sv(message)), false, 0, {}, 0});
+}
+
+// A provider's error (1.3) as the sink event the engine reads.
+std::optional<pipeline::SinkEvent> upstream_error_event(const ferry_upstream_error* e) {
+  if (!e || e->struct_size < offsetof(ferry_upstream_error, retry_after_ms) + sizeof(uint64_t))
+    return std::nullopt;
+  pipeline::SinkEvent ev{
+      Kind::kError, {}, e->http_status, std::string(sv(e->type)), std::string(sv(e->message)), false, 0,
+      {},           0};
+  if (ev.status < 400 || ev.status > 599) ev.status = 502;
+  ev.error_class = e->error_class >= FERRY_ERROR_CLASS_DEFAULT && e->error_class <= FERRY_ERROR_CLASS_AUTH
+                       ? e->error_class
+                       : FERRY_ERROR_CLASS_DEFAULT;
+  ev.code.assign(sv(e->code));
+  ev.retry_after_ms = e->retry_after_ms;
+  return ev;
+}
+
+ferry_status host_sink_fail(ferry_sink* s, const ferry_upstream_error* e) {
+  auto ev = upstream_error_event(e);
+  if (!s || !ev) return FERRY_ERR_INVALID_ARGUMENT;
+  return sink(s)->push(std::move(*ev));
+}
+
+ferry_status host_upstream_refuse(ferry_upstream* up, const ferry_upstream_error* e) {
+  auto ev = upstream_error_event(e);
+  if (!up || !ev) return FERRY_ERR_INVALID_ARGUMENT;
+  // The client's own request: a client error unless the adapter says otherwise.
+  if (ev->error_class == FERRY_ERROR_CLASS_DEFAULT) ev->error_class = FERRY_ERROR_CLASS_CLIENT;
+  reinterpret_cast<UpstreamBuild*>(up)->refused = std::move(*ev);
+  return FERRY_OK;
+}
+
+ferry_status host_upstream_set_framing(ferry_upstream* up, ferry_framing framing) {
+  if (!up || framing < FERRY_FRAMING_SSE || framing > FERRY_FRAMING_RAW) return FERRY_ERR_INVALID_ARGUMENT;
+  reinterpret_cast<UpstreamBuild*>(up)->framing = framing;
+  return FERRY_OK;
 }
 
 // ---------------------------------------------------------------- frontend output (1.3)
@@ -648,6 +686,9 @@ const ferry_host_api kHostApi = [] {
   a.upstream_set_dialect = host_upstream_set_dialect;
   a.ctx_set_deadline = host_ctx_set_deadline;
   a.ctx_skip = host_ctx_skip;
+  a.upstream_refuse = host_upstream_refuse;
+  a.upstream_set_framing = host_upstream_set_framing;
+  a.sink_fail = host_sink_fail;
   return a;
 }();
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,9 @@ struct UpstreamBuild {
   http::UpstreamRequest request;
   json::Doc* body_doc = nullptr;  // upstream_set_body_json: serialized after build_request
   std::string dialect;            // upstream_set_dialect (1.3): it was given the client's native body
+  ferry_framing framing = FERRY_FRAMING_SSE;  // upstream_set_framing (1.3)
+  // upstream_refuse (1.3): the client's request cannot go to this provider.
+  std::optional<pipeline::SinkEvent> refused;
 };
 
 // What a frontend wrote during one hook (ABI 1.3 output_*): a whole answer,

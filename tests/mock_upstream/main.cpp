@@ -506,6 +506,28 @@ RecordedRequest record(const Request& req, std::string_view path) {
   return rec;
 }
 
+// Ollama's chat API (POST /api/chat): newline-delimited JSON, for adapters
+// that frame streams as NDJSON. `no_usage` leaves out the final "done" line:
+// the stream then just ends.
+Task<After> handle_ndjson_chat(Socket& sock, const Request& req, Faults faults, Context& ctx) {
+  ChatRequest chat;
+  if (auto err = parse_chat_request(req.body(), ApiFormat::openai, chat))
+    co_return co_await send(sock, req, 400, render_ndjson_error(*err));
+  faults.override_with(chat.faults);
+  if (faults.has_error_status()) {
+    auto status = static_cast<unsigned>(*faults.status);
+    Response res = make_response(req, status,
+                                 render_ndjson_error("mock fault: injected HTTP " + std::to_string(status)));
+    if (status == 429) res.set(http::field::retry_after, "1");
+    co_return co_await write_response(sock, res);
+  }
+  Reply reply = make_reply(chat, ctx.options, faults);
+  std::string body = render_ndjson_chat(chat, reply, !faults.is_no_usage());
+  Response res =
+      make_response(req, 200, std::move(body), chat.stream ? "application/x-ndjson" : "application/json");
+  co_return co_await write_response(sock, res);
+}
+
 Task<After> handle(Socket& sock, const Request& req, Context& ctx) {
   std::string_view path = path_of(req.target());
   if (ctx.verbose) std::cerr << "ferry-mock-upstream: " << req.method_string() << ' ' << req.target() << '\n';
@@ -516,8 +538,13 @@ Task<After> handle(Socket& sock, const Request& req, Context& ctx) {
   bool openai_chat = path == "/v1/chat/completions";
   bool anthropic_chat = path == "/v1/messages";
   bool embeddings = path == "/v1/embeddings";
-  Faults faults =
-      ctx.state.on_request(record(req, path), (openai_chat || anthropic_chat || embeddings) && is_post);
+  bool ndjson_chat = path == "/api/chat";
+  Faults faults = ctx.state.on_request(
+      record(req, path), (openai_chat || anthropic_chat || embeddings || ndjson_chat) && is_post);
+  if (ndjson_chat) {
+    if (!is_post) co_return co_await method_not_allowed(sock, req, ApiFormat::openai, "POST");
+    co_return co_await handle_ndjson_chat(sock, req, faults, ctx);
+  }
 
   if (openai_chat) {
     if (!is_post) co_return co_await method_not_allowed(sock, req, ApiFormat::openai, "POST");

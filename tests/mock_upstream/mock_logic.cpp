@@ -602,6 +602,28 @@ std::string render_response(const ChatRequest& req, const Reply& reply, std::uin
   return out;
 }
 
+std::string render_ndjson_chat(const ChatRequest& req, const Reply& reply, bool with_done) {
+  ojson done = {{"model", req.model},
+                {"message", {{"role", "assistant"}, {"content", req.stream ? "" : reply.text}}},
+                {"done", true},
+                {"done_reason", reply.stop_reason == "length" ? "length" : "stop"},
+                {"prompt_eval_count", req.prompt_tokens},
+                {"eval_count", reply.completion_tokens}};
+  if (!req.stream) return dump(done);
+  std::string out;
+  for (std::size_t i = 0; i < reply.piece_count(); ++i)
+    out += dump(ojson{{"model", req.model},
+                      {"message", {{"role", "assistant"}, {"content", std::string(reply.piece(i))}}},
+                      {"done", false}}) +
+           "\n";
+  if (with_done) out += dump(done) + "\n";
+  return out;
+}
+
+std::string render_ndjson_error(std::string_view message) {
+  return dump(ojson{{"error", std::string(message)}});
+}
+
 std::string render_error(ApiFormat format, int status, std::string_view message, bool raw_bytes) {
   if (raw_bytes) {
     // Same shape as the dump() below, assembled by hand because dump() would

@@ -145,6 +145,11 @@ std::string render_response(const ChatRequest& req, const Reply& reply, std::uin
 // `raw_bytes` writes the message's bytes verbatim (invalid UTF-8 included)
 // instead of replacing invalid sequences with U+FFFD.
 std::string render_error(ApiFormat format, int status, std::string_view message, bool raw_bytes = false);
+
+// Ollama's chat API: a whole answer, or (req.stream) one NDJSON line per
+// piece and, `with_done`, the final line with "done": true and the counts.
+std::string render_ndjson_chat(const ChatRequest& req, const Reply& reply, bool with_done);
+std::string render_ndjson_error(std::string_view message);
 // Body of the unsolicited response the extra_response fault sends: shaped like
 // a real completion of `format`, with content "POISONED" and "poisoned":true.
 std::string render_poisoned_response(ApiFormat format, std::string_view model);

@@ -367,6 +367,41 @@ typedef void (*ferry_call_fn)(ferry_task* task, int32_t http_status, ferry_view 
 typedef void (*ferry_state_fn)(ferry_task* task, const ferry_state_result* result);
 
 /* ------------------------------------------------------------------------ */
+/* Provider errors and stream framings (ABI 1.3).                            */
+/* ------------------------------------------------------------------------ */
+
+/* What kind of failure an upstream error is: it picks the pipeline's action
+ * (retry, failover, return; README "on_error"). DEFAULT: from the status. */
+typedef int32_t ferry_error_class;
+#define FERRY_ERROR_CLASS_DEFAULT 0
+#define FERRY_ERROR_CLASS_CONNECT 1
+#define FERRY_ERROR_CLASS_TIMEOUT 2
+#define FERRY_ERROR_CLASS_RATE_LIMITED 3
+#define FERRY_ERROR_CLASS_SERVER 4
+#define FERRY_ERROR_CLASS_CLIENT 5 /* the request itself: never held against the provider */
+#define FERRY_ERROR_CLASS_CONTEXT_LENGTH 6
+#define FERRY_ERROR_CLASS_CONTENT_FILTER 7
+#define FERRY_ERROR_CLASS_AUTH 8
+
+/* An upstream failure as a provider reports it (sink_fail, upstream_refuse).
+ * OWNERSHIP: caller; copied before the call returns. */
+typedef struct ferry_upstream_error {
+  size_t struct_size;
+  int32_t http_status;             /* what the client gets if this error is returned */
+  ferry_error_class error_class;   /* DEFAULT: from http_status and the message */
+  ferry_view type;                 /* an OpenAI error type, e.g. "rate_limit_error" */
+  ferry_view code;                 /* optional, e.g. "context_length_exceeded" */
+  ferry_view message;
+  uint64_t retry_after_ms;         /* 0: none */
+} ferry_upstream_error;
+
+/* How an upstream's streamed body is cut into events (upstream_set_framing). */
+typedef int32_t ferry_framing;
+#define FERRY_FRAMING_SSE 0    /* Server-Sent Events: parse_event per event (the default) */
+#define FERRY_FRAMING_NDJSON 1 /* one JSON text per line: parse_event per line, event name empty */
+#define FERRY_FRAMING_RAW 2    /* bytes as they come: parse_bytes (binary event streams) */
+
+/* ------------------------------------------------------------------------ */
 /* Frontends (ABI 1.3): a front door speaking one client dialect.            */
 /* ------------------------------------------------------------------------ */
 
@@ -578,6 +613,17 @@ typedef struct ferry_host_api {
    * skipped, and when it could take the request (0: unknown); the client's
    * 429 says so when every candidate was skipped. */
   ferry_status (*ctx_skip)(ferry_ctx* ctx, ferry_view reason, uint64_t retry_after_ms);
+
+  /* --- ABI 1.3: what a real adapter needs (ABI.md R15). --- */
+  /* build_request: the request cannot go to this provider because of the
+   * client's own request (a field it cannot take): answered as the error,
+   * with the class and status given, and not held against the provider.
+   * Return FERRY_ERR_INVALID_ARGUMENT after it. */
+  ferry_status (*upstream_refuse)(ferry_upstream* up, const ferry_upstream_error* error);
+  /* build_request: how the streamed answer is framed (default SSE). */
+  ferry_status (*upstream_set_framing)(ferry_upstream* up, ferry_framing framing);
+  /* sink_error with a class, a code and a retry-after. */
+  ferry_status (*sink_fail)(ferry_sink* sink, const ferry_upstream_error* error);
 } ferry_host_api;
 
 /* ------------------------------------------------------------------------ */
@@ -619,6 +665,15 @@ typedef struct ferry_provider_vtable {
   /* A cheap request for active health checks (e.g. GET /models); any 2xx
    * answer counts as healthy. Called on the health checker's thread. */
   ferry_status (*build_probe)(ferry_instance* instance, ferry_upstream* out);
+  /* --- ABI 1.3 --- */
+  /* The upstream's streamed body ended (EOF) with the stream still open: a
+   * dialect whose streams end there (no closing event) calls sink_done; one
+   * that expected an end leaves it, and the stream counts as cut short. */
+  ferry_status (*stream_end)(ferry_instance* instance, ferry_stream* stream, ferry_ctx* ctx, ferry_sink* sink);
+  /* FERRY_FRAMING_RAW: the bytes as they arrived, in order, split anywhere;
+   * the provider keeps what it cannot decode yet in its ferry_stream. */
+  ferry_status (*parse_bytes)(ferry_instance* instance, ferry_stream* stream, ferry_ctx* ctx, ferry_view bytes,
+                              ferry_sink* sink);
 } ferry_provider_vtable;
 
 /* A routing strategy: orders the candidates; the order is the fallback chain.

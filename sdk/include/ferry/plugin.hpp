@@ -1022,6 +1022,22 @@ class Upstream {
     host().upstream_set_dialect(up_, view(d));
     return *this;
   }
+  // How the streamed answer is framed (1.3): FERRY_FRAMING_SSE (default),
+  // FERRY_FRAMING_NDJSON (StreamParser::on_event per line) or
+  // FERRY_FRAMING_RAW (StreamParser::on_bytes).
+  Upstream& framing(ferry_framing f) {
+    host().upstream_set_framing(up_, f);
+    return *this;
+  }
+  // The client's request cannot go to this provider (1.3): its error, as the
+  // client's (class FERRY_ERROR_CLASS_CLIENT unless said), never held against
+  // the provider. `return up.refuse(...)` from build_request.
+  Status refuse(int http_status, std::string_view type, std::string_view message,
+                ferry_error_class cls = FERRY_ERROR_CLASS_CLIENT, std::string_view code = {}) {
+    ferry_upstream_error e{sizeof e, http_status, cls, view(type), view(code), view(message), 0};
+    host().upstream_refuse(up_, &e);
+    return Status::kInvalidArgument;
+  }
 
  private:
   ferry_upstream* up_;
@@ -1039,6 +1055,13 @@ class Sink {
   Status done() { return static_cast<Status>(host().sink_done(sink_)); }
   Status error(int http_status, std::string_view type, std::string_view message) {
     return static_cast<Status>(host().sink_error(sink_, http_status, view(type), view(message)));
+  }
+  // An error with its class (which decides retry, failover or return), a
+  // code and when to try again (1.3).
+  Status fail(int http_status, ferry_error_class cls, std::string_view type, std::string_view message,
+              std::string_view code = {}, uint64_t retry_after_ms = 0) {
+    ferry_upstream_error e{sizeof e, http_status, cls, view(type), view(code), view(message), retry_after_ms};
+    return static_cast<Status>(host().sink_fail(sink_, &e));
   }
   ferry_sink* handle() const { return sink_; }
 
@@ -1066,10 +1089,17 @@ struct SseEvent {
 };
 
 // Per-stream parse state of a provider; one per upstream stream.
+// A provider that overrides on_end or on_bytes names its parser type
+// (`using stream_type = MyParser;`) so the wrapper gives the host those hooks.
 class StreamParser {
  public:
   virtual ~StreamParser() = default;
   virtual Status on_event(Context& ctx, const SseEvent& event, Sink& sink) = 0;
+  // The upstream's body ended with the stream still open (1.3): a dialect
+  // whose streams end there calls sink.done(); by default it was cut short.
+  virtual Status on_end(Context&, Sink&) { return kOk; }
+  // FERRY_FRAMING_RAW (1.3): the bytes as they came, split anywhere.
+  virtual Status on_bytes(Context&, std::string_view /*bytes*/, Sink&) { return Status::kUnsupported; }
 };
 
 class Provider : public detail::Identity {
@@ -1270,6 +1300,21 @@ struct ProviderGlue {
   static void stream_close(ferry_instance*, ferry_stream* st) noexcept {
     delete reinterpret_cast<StreamParser*>(st);
   }
+  static ferry_status stream_end(ferry_instance* i, ferry_stream* st, ferry_ctx* c, ferry_sink* s) noexcept {
+    return guarded_as<Provider>(i, "stream_end", [&] {
+      Context ctx(c);
+      Sink sink(s);
+      return reinterpret_cast<StreamParser*>(st)->on_end(ctx, sink);
+    });
+  }
+  static ferry_status parse_bytes(ferry_instance* i, ferry_stream* st, ferry_ctx* c, ferry_view bytes,
+                                  ferry_sink* s) noexcept {
+    return guarded_as<Provider>(i, "parse_bytes", [&] {
+      Context ctx(c);
+      Sink sink(s);
+      return reinterpret_cast<StreamParser*>(st)->on_bytes(ctx, sv(bytes), sink);
+    });
+  }
   static ferry_status build_probe(ferry_instance* i, ferry_upstream* up) noexcept {
     return guarded_as<Provider>(i, "build_probe", [&] {
       Upstream u(up);
@@ -1283,6 +1328,16 @@ struct ProviderGlue {
       return self<Provider>(i)->serve(ctx, Json(req), sink);
     });
   }
+};
+
+// A provider's stream parser type, when it names it, else StreamParser itself.
+template <class T, class = void>
+struct stream_type_of {
+  using type = StreamParser;
+};
+template <class T>
+struct stream_type_of<T, std::void_t<typename T::stream_type>> {
+  using type = typename T::stream_type;
 };
 
 // Only what T really overrides goes into the vtable, so the host can tell a
@@ -1307,6 +1362,11 @@ const ferry_provider_vtable* provider_vtable() {
       v.serve = &ProviderGlue::serve;
     if constexpr (!std::is_same_v<decltype(&T::build_probe), decltype(&Provider::build_probe)>)
       v.build_probe = &ProviderGlue::build_probe;
+    using S = typename stream_type_of<T>::type;
+    if constexpr (!std::is_same_v<decltype(&S::on_end), decltype(&StreamParser::on_end)>)
+      v.stream_end = &ProviderGlue::stream_end;
+    if constexpr (!std::is_same_v<decltype(&S::on_bytes), decltype(&StreamParser::on_bytes)>)
+      v.parse_bytes = &ProviderGlue::parse_bytes;
     return v;
   }();
   return &vt;
