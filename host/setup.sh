@@ -17,6 +17,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 build=${FERRY_BUILD_DIR:-build}
 jobs=${FERRY_JOBS:-$(nproc)}
+# ccache hashes paths relative to the checkout: a second clone (CI's) reuses
+# what the first one compiled on this machine.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$root}
 
 say() { printf '\n== %s\n' "$*" >&2; }
 
