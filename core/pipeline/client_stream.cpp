@@ -64,7 +64,7 @@ asio::awaitable<void> ClientStream::reply_error(int status, std::string message,
   if (!retry_after.empty()) ctx_.response_headers.set("retry-after", retry_after);
   ctx_.response_started = true;
   outcome_.ttfb = since_start();
-  bool sent = co_await out_.send_json(status, error_json(message, type, code), ctx_.response_headers);
+  bool sent = co_await out_.send_error(status, type, code, message, ctx_.response_headers);
   if (!sent) outcome_.status = 499;
 }
 
@@ -155,7 +155,7 @@ asio::awaitable<void> ClientStream::abort(const std::string& message) {
   log::get().warn("[{}] stream from provider '{}' failed after it started: {}", ctx_.request_id,
                   ctx_.provider, message);
   metrics::Registry::global().add("ferry_stream_interruptions_total{provider=\"" + ctx_.provider + "\"}", 1);
-  out_.queue_event(error_json(message, "upstream_error", "stream_interrupted"));
+  out_.queue_error("upstream_error", "stream_interrupted", message);
   out_.queue_event("[DONE]");
   out_.end_events();
   co_await flush();

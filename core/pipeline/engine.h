@@ -14,6 +14,9 @@
 
 namespace ferry::pipeline {
 
+// {"error":{"message":..,"type":..,"code":..}}, the OpenAI error shape.
+std::string error_json(std::string_view message, std::string_view type, std::string_view code);
+
 // How the engine answers the client; implemented by the frontend server so the
 // engine never sees sockets. Awaitable calls return false once the client is gone.
 //
@@ -32,6 +35,17 @@ class ClientWriter {
   // Queues the end of the response body.
   virtual void end_events() = 0;
   virtual boost::asio::awaitable<bool> flush() = 0;
+
+  // An error the gateway raises, before anything was sent: a status and a
+  // body (in the client's dialect, for a frontend)...
+  virtual boost::asio::awaitable<bool> send_error(int status, std::string_view type, std::string_view code,
+                                                  std::string_view message, const util::Headers& headers) {
+    return send_json(status, error_json(message, type, code), headers);
+  }
+  // ... or in a stream under way: an error event, after which the stream only ends.
+  virtual void queue_error(std::string_view type, std::string_view code, std::string_view message) {
+    queue_event(error_json(message, type, code));
+  }
 
   // Same-dialect pass-through (ABI 1.3): whether this client can be given an
   // upstream's own bytes, one SSE event of a stream (before the canonical
@@ -89,8 +103,5 @@ class Engine {
   http::UpstreamClient& client_;
   EngineOptions options_;
 };
-
-// {"error":{"message":..,"type":..,"code":..}}, the OpenAI error shape.
-std::string error_json(std::string_view message, std::string_view type, std::string_view code);
 
 }  // namespace ferry::pipeline

@@ -118,7 +118,9 @@ asio::awaitable<bool> FrontendWriter::send_error(int status, std::string_view ty
                                                  std::string_view message, const util::Headers& headers) {
   plugin::FrontendOutput out;
   out.headers = headers;
-  if (encode_error(status, type, code, message, {}, false, out) != FERRY_OK) {
+  const std::string* retry_after = headers.get("retry-after");
+  if (encode_error(status, type, code, message, retry_after ? *retry_after : std::string_view(), false,
+                   out) != FERRY_OK) {
     log::get().error("[{}] frontend '{}' could not encode a {} error", ctx_.request_id, frontend_.name,
                      status);
     out = {};
@@ -156,11 +158,6 @@ void FrontendWriter::queue_event(std::string_view data) {
     if (vt.encode_end) st = vt.encode_end(instance, encoder(), plugin::handle(&ctx_), plugin::handle(&out));
   } else if (stream_failed_) {
     return;
-  } else if (data.starts_with("{\"error\":")) {
-    // The engine's in-stream error (pipeline::error_json): the dialect's own error event.
-    CanonicalError e = read_error(data);
-    st = encode_error(502, e.type, e.code, e.message, {}, true, out);
-    stream_failed_ = true;
   } else if (vt.encode_chunk) {
     chunk_.reset_text(data);
     st = vt.encode_chunk(instance, encoder(), plugin::handle(&ctx_), plugin::handle(&chunk_),
@@ -201,6 +198,17 @@ asio::awaitable<bool> FrontendWriter::send_native(std::string_view body, const u
   }
   bool sent = co_await send_output(out);
   co_return sent;
+}
+
+void FrontendWriter::queue_error(std::string_view type, std::string_view code, std::string_view message) {
+  if (stream_failed_) return;
+  plugin::FrontendOutput& out = event_out_;
+  out.reset();
+  // A stream under way has no status left to give: 502, the gateway's word for a broken upstream.
+  if (encode_error(502, type, code, message, {}, true, out) != FERRY_OK)
+    log::get().error("[{}] frontend '{}' could not encode a stream error", ctx_.request_id, frontend_.name);
+  stream_failed_ = true;
+  queue_output(out);
 }
 
 void FrontendWriter::end_events() {

@@ -33,9 +33,12 @@ class FrontendWriter final : public pipeline::ClientWriter {
   void queue_native(std::string_view event, std::string_view data) override;
   boost::asio::awaitable<bool> send_native(std::string_view body, const util::Headers& headers) override;
 
-  // An error the host raises itself (a decode refusal, an unknown model).
+  // An error the gateway raises: the engine's, and the host's own (a decode
+  // refusal, an unknown model).
   boost::asio::awaitable<bool> send_error(int status, std::string_view type, std::string_view code,
-                                          std::string_view message, const util::Headers& headers = {});
+                                          std::string_view message,
+                                          const util::Headers& headers = {}) override;
+  void queue_error(std::string_view type, std::string_view code, std::string_view message) override;
   // What decode answered by itself (FERRY_RESPOND).
   boost::asio::awaitable<bool> send_output(plugin::FrontendOutput& out);
 
