@@ -32,6 +32,7 @@
 #include "core/pipeline/engine.h"
 #include "core/pipeline/request_checks.h"
 #include "core/plugin/host_api.h"
+#include "core/resilience/health_checker.h"
 #include "core/util/headers.h"
 #include "host/ferryd/frontend_writer.h"
 
@@ -309,7 +310,8 @@ struct Server::Impl {
   const pipeline::Runtime& runtime;
   ServerOptions options;
   std::vector<std::unique_ptr<Worker>> workers;
-  std::unique_ptr<Worker> admin;    // its own thread: operators get answers while workers are busy
+  std::unique_ptr<Worker> admin;  // its own thread: operators get answers while workers are busy
+  std::vector<std::unique_ptr<resilience::HealthChecker>> checkers;  // outlive the checker's coroutines
   std::unique_ptr<Worker> checker;  // active health checks, on their own thread too
   std::string admin_address;
   std::atomic<bool> draining{false};
@@ -717,32 +719,20 @@ struct Server::Impl {
 
   // ---------------------------------------------------------------- health checks
 
-  // Probes one provider every interval; enough failures in a row take it out
-  // of routing (Provider::available()), enough successes put it back.
-  asio::awaitable<void> health_loop(Worker& w, const pipeline::Provider& p) {
+  // Probes one provider every interval (resilience::HealthChecker holds the
+  // thresholds); a transition is announced as a runtime event.
+  void start_health_checks(Worker& w, const pipeline::Provider& p) {
     const auto& hc = p.health_check;
-    uint32_t failures = 0;
-    uint32_t successes = 0;
-    asio::steady_timer timer(w.io);
-    while (!draining.load()) {
-      std::string error = co_await probe(w, p);
-      {
-        std::lock_guard lock(p.probe_mu);
-        p.probe_error = error;
-      }
-      p.probes.fetch_add(1);
-      if (!error.empty()) {
-        successes = 0;
-        if (++failures >= hc.unhealthy_after && !p.probe_failing.exchange(true))
-          runtime.emit({FERRY_EVENT_HEALTH_CHANGED, p.name, {}, {}, {}, {}, "unhealthy: " + error});
-      } else {
-        failures = 0;
-        if (++successes >= hc.healthy_after && p.probe_failing.exchange(false))
-          runtime.emit({FERRY_EVENT_HEALTH_CHANGED, p.name, {}, {}, {}, {}, "healthy"});
-      }
-      timer.expires_after(std::chrono::milliseconds(hc.interval_ms));
-      co_await timer.async_wait(kNoThrow);
-    }
+    auto changed = [this, &p](bool healthy, const std::string& error) {
+      std::string detail = healthy ? std::string("healthy") : "unhealthy: " + error;
+      runtime.emit({FERRY_EVENT_HEALTH_CHANGED, p.name, {}, {}, {}, {}, detail});
+    };
+    checkers.push_back(std::make_unique<resilience::HealthChecker>(*p.health, hc.unhealthy_after,
+                                                                   hc.healthy_after, changed));
+    auto probe_once = [this, &w, &p] { return probe(w, p); };
+    asio::co_spawn(w.io,
+                   checkers.back()->run(probe_once, std::chrono::milliseconds(hc.interval_ms), draining),
+                   log::LogIfFailed{"health checks of provider '" + p.name + "'"});
   }
 
   // One probe: empty if the provider answered 2xx in time, else what went wrong.
@@ -767,10 +757,10 @@ struct Server::Impl {
 
   static Value health_check_json(const pipeline::Provider& p) {
     if (!p.health_check.enabled) return "off";
-    std::lock_guard lock(p.probe_mu);
-    const char* state = p.probes.load() == 0 ? "pending" : p.probe_failing.load() ? "unhealthy" : "healthy";
-    Value v = {{"state", state}, {"probes", p.probes.load()}};
-    if (!p.probe_error.empty()) v["last_error"] = p.probe_error;
+    auto probes = p.health->probes();
+    const char* state = probes.count == 0 ? "pending" : probes.failing ? "unhealthy" : "healthy";
+    Value v = {{"state", state}, {"probes", probes.count}};
+    if (!probes.last_error.empty()) v["last_error"] = probes.last_error;
     return v;
   }
 
@@ -955,7 +945,7 @@ struct Server::Impl {
       if (verb != "drain" && verb != "enable")
         return err(404, "use POST /admin/providers/NAME/drain or /enable", "unknown_url");
       bool drain = verb == "drain";
-      bool was = p->drained.exchange(drain);
+      bool was = p->health->set_drained(drain);
       if (was != drain)
         log::lifecycle().info("event=provider_{} provider={} (admin API)", drain ? "drained" : "enabled",
                               p->name);
@@ -971,7 +961,7 @@ struct Server::Impl {
       const auto& s = p->stats;
       out.push_back({{"name", p->name},
                      {"plugin", p->plugin->library().name()},
-                     {"drained", p->drained.load()},
+                     {"drained", p->health->drained()},
                      {"healthy", healthy(*p)},
                      {"in_flight", s.in_flight.load()},
                      {"attempts", s.attempts.load()},
@@ -1042,7 +1032,7 @@ struct Server::Impl {
 
   // Healthy: no model of the provider has an open circuit.
   static bool healthy(const pipeline::Provider& p) {
-    if (p.probe_failing.load()) return false;
+    if (p.health->probe_failing()) return false;
     for (const auto& [model, m] : p.models->all())
       if (m->breaker.state() != resilience::Breaker::State::kClosed) return false;
     return true;
@@ -1222,9 +1212,7 @@ bool Server::start(std::string* error) {
     im.checker = std::make_unique<Worker>();
     im.checker->upstream = http::UpstreamClient::create(im.checker->io.get_executor());
     for (const auto& p : im.runtime.providers())
-      if (p->health_check.enabled)
-        asio::co_spawn(im.checker->io, im.health_loop(*im.checker, *p),
-                       log::LogIfFailed{"health checks of provider '" + p->name + "'"});
+      if (p->health_check.enabled) im.start_health_checks(*im.checker, *p);
     run_on_thread(*im.checker, "health checks");
   }
   if (im.admin) {
