@@ -3,12 +3,18 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <optional>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "core/json/doc.h"
 #include "core/log/log.h"
 #include "core/pipeline/engine.h"
 #include "core/plugin/host_api.h"
-#include "host/ferryd/plugin_reply.h"
 
 namespace ferry::host {
 namespace {
@@ -28,6 +34,52 @@ bool same_secret(std::string_view a, std::string_view b) {
 }
 
 ferry_view fv(std::string_view v) { return ferry_view{v.data(), v.size()}; }
+
+// A middleware's answer to an admin request (on_admin, ABI 1.2). It arrives
+// from any thread; the admin coroutine waits for it on a timer that the
+// answer cancels.
+class PluginReply final : public plugin::AdminReplySink, public std::enable_shared_from_this<PluginReply> {
+ public:
+  explicit PluginReply(boost::asio::any_io_executor ex) : ex_(std::move(ex)), timer_(ex_) {}
+  void reply(int status, std::string body) override;
+  // The answer, or nothing when none came within `timeout` (a late one is dropped).
+  boost::asio::awaitable<std::optional<std::pair<int, std::string>>> wait(std::chrono::milliseconds timeout);
+
+ private:
+  boost::asio::any_io_executor ex_;
+  boost::asio::steady_timer timer_;
+  std::mutex mu_;
+  bool done_ = false;
+  int status_ = 0;
+  std::string body_;
+};
+
+void PluginReply::reply(int status, std::string body) {
+  {
+    std::lock_guard lock(mu_);
+    if (done_) return;
+    done_ = true;
+    status_ = status;
+    body_ = std::move(body);
+  }
+  boost::asio::post(ex_, [self = shared_from_this()] { self->timer_.cancel(); });
+}
+
+boost::asio::awaitable<std::optional<std::pair<int, std::string>>> PluginReply::wait(
+    std::chrono::milliseconds timeout) {
+  timer_.expires_after(timeout);
+  {
+    std::lock_guard lock(mu_);
+    if (done_) co_return std::pair{status_, std::move(body_)};
+  }
+  co_await timer_.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+  std::lock_guard lock(mu_);
+  if (!done_) {
+    done_ = true;  // a late reply is dropped
+    co_return std::nullopt;
+  }
+  co_return std::pair{status_, std::move(body_)};
+}
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include "core/util/headers.h"
 #include "host/ferryd/access_log.h"
 #include "host/ferryd/beast_writer.h"
+#include "host/ferryd/client_watch.h"
 #include "host/ferryd/connection.h"
 #include "host/ferryd/frontend_writer.h"
 #include "host/ferryd/request_id.h"
