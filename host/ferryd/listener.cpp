@@ -41,7 +41,7 @@ size_t default_max_connections() {
 struct Listener::Impl {
   const pipeline::Runtime& runtime;
   const ServerOptions& options;
-  ServerState& state;
+  const ServerState& state;
   HttpSessions sessions;
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<Worker> admin;  // its own thread: operators get answers while workers are busy
@@ -49,7 +49,7 @@ struct Listener::Impl {
   std::string admin_address;
   size_t max_connections = 0;
 
-  Impl(const pipeline::Runtime& rt, const ServerOptions& opts, ServerState& st, const AdminApi& api)
+  Impl(const pipeline::Runtime& rt, const ServerOptions& opts, const ServerState& st, const AdminApi& api)
       : runtime(rt), options(opts), state(st), sessions(rt, opts, st, api, [this] { return traffic(); }) {}
   size_t open_connections() const {
     size_t n = 0;
@@ -201,7 +201,7 @@ struct Listener::Impl {
   }
 };
 
-Listener::Listener(const pipeline::Runtime& runtime, const ServerOptions& options, ServerState& state,
+Listener::Listener(const pipeline::Runtime& runtime, const ServerOptions& options, const ServerState& state,
                    const AdminApi& admin)
     : impl_(std::make_unique<Impl>(runtime, options, state, admin)) {}
 

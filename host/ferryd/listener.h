@@ -18,7 +18,7 @@ namespace ferry::host {
 // status_views, admin_api and route_handler.
 class Listener {
  public:
-  Listener(const pipeline::Runtime& runtime, const ServerOptions& options, ServerState& state,
+  Listener(const pipeline::Runtime& runtime, const ServerOptions& options, const ServerState& state,
            const AdminApi& admin);
   ~Listener();
   Listener(const Listener&) = delete;

@@ -7,7 +7,6 @@
 #include "core/json/parse.h"
 #include "core/log/log.h"
 #include "core/metrics/metrics.h"
-#include "core/pipeline/request_checks.h"
 #include "core/util/headers.h"
 #include "host/ferryd/access_log.h"
 #include "host/ferryd/beast_writer.h"
