@@ -23,6 +23,7 @@
 #include "core/resilience/breaker.h"
 #include "core/resilience/latency.h"
 #include "core/resilience/policy.h"
+#include "core/resilience/provider_health.h"
 
 namespace ferry::pipeline {
 
@@ -111,18 +112,14 @@ struct Provider {
   std::map<std::string, std::string, std::less<>> model_map;
   json::Doc attributes;  // read-only after build; shared by all workers through ferry_candidate
   std::unique_ptr<ModelStates> models;
-  // Taken out of rotation by an operator (admin API): no new requests.
-  mutable std::atomic<bool> drained{false};
   // Active health checks (off unless configured): failing probes take the
   // provider out of routing like an open circuit.
   config::HealthCheckConfig health_check;
-  mutable std::atomic<bool> probe_failing{false};
-  mutable std::atomic<uint64_t> probes{0};  // probes completed
-  mutable std::mutex probe_mu;
-  mutable std::string probe_error;  // guarded by probe_mu
-  bool available() const {
-    return !drained.load(std::memory_order_relaxed) && !probe_failing.load(std::memory_order_relaxed);
-  }
+  // Run-time state, not configuration: drained by an operator (admin API),
+  // failing its probes (resilience::HealthChecker). A separate object so
+  // that nothing in the Provider itself changes once built.
+  std::unique_ptr<resilience::ProviderHealth> health = std::make_unique<resilience::ProviderHealth>();
+  bool available() const { return health->available(); }
   std::unique_ptr<Instance<ferry_provider_vtable>> plugin;
   mutable ProviderStats stats;
   bool serves() const { return plugin->vt().serve != nullptr; }
