@@ -40,7 +40,10 @@ class ClientWriter {
   // body (in the client's dialect, for a frontend)...
   virtual boost::asio::awaitable<bool> send_error(int status, std::string_view type, std::string_view code,
                                                   std::string_view message, const util::Headers& headers) {
-    return send_json(status, error_json(message, type, code), headers);
+    // A coroutine, so that the body outlives the send that reads it.
+    std::string body = error_json(message, type, code);
+    bool sent = co_await send_json(status, body, headers);
+    co_return sent;
   }
   // ... or in a stream under way: an error event, after which the stream only ends.
   virtual void queue_error(std::string_view type, std::string_view code, std::string_view message) {

@@ -46,7 +46,11 @@ inline const ferry_host_api* g_host = nullptr;
 inline ferry_plugin_handle* g_self = nullptr;
 // The configured instance whose hook runs on this thread (ABI 1.3, R20):
 // logs, metrics and state keys are that instance's, not the library's.
-inline thread_local ferry_plugin_handle* t_self = nullptr;
+// Static TLS (initial-exec), not the dynamic TLS a dlopen'ed library gets by
+// default: a pointer per plugin fits glibc's reserve, costs no __tls_get_addr
+// call, and leaves nothing for LeakSanitizer's thread scan to trip over
+// (its tracer crashes on dynamic TLS blocks of threads that touched them).
+[[gnu::tls_model("initial-exec")]] inline thread_local ferry_plugin_handle* t_self = nullptr;
 inline ferry_plugin_handle* current_self() { return t_self ? t_self : g_self; }
 
 // Makes `self` the current instance while alive.
