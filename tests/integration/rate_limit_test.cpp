@@ -168,7 +168,8 @@ TEST(RateLimitRedis, TwoInstancesAdmitExactlyTheLimitTogether) {
   EXPECT_EQ(statuses[200], 50) << "admitted across both instances";
   EXPECT_EQ(statuses[429], 250);
   // The counter lives in Redis, under the plugin's namespace.
-  EXPECT_NE(redis.cli({"--scan", "--pattern", "ferry:rate-limit.limits:key:*"}).find("rpm"), std::string::npos);
+  EXPECT_NE(redis.cli({"--scan", "--pattern", "ferry:rate-limit.limits:key:*"}).find("rpm"),
+            std::string::npos);
 }
 
 // The token bucket's state on Redis, "<tokens> <last refill ms>", of the one

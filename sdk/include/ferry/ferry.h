@@ -387,12 +387,12 @@ typedef int32_t ferry_error_class;
  * OWNERSHIP: caller; copied before the call returns. */
 typedef struct ferry_upstream_error {
   size_t struct_size;
-  int32_t http_status;             /* what the client gets if this error is returned */
-  ferry_error_class error_class;   /* DEFAULT: from http_status and the message */
-  ferry_view type;                 /* an OpenAI error type, e.g. "rate_limit_error" */
-  ferry_view code;                 /* optional, e.g. "context_length_exceeded" */
+  int32_t http_status;           /* what the client gets if this error is returned */
+  ferry_error_class error_class; /* DEFAULT: from http_status and the message */
+  ferry_view type;               /* an OpenAI error type, e.g. "rate_limit_error" */
+  ferry_view code;               /* optional, e.g. "context_length_exceeded" */
   ferry_view message;
-  uint64_t retry_after_ms;         /* 0: none */
+  uint64_t retry_after_ms; /* 0: none */
 } ferry_upstream_error;
 
 /* How an upstream's streamed body is cut into events (upstream_set_framing). */
@@ -407,10 +407,10 @@ typedef int32_t ferry_framing;
 
 /* What a route asks of the gateway once its request is decoded. */
 typedef int32_t ferry_operation;
-#define FERRY_OP_NONE 0        /* decode answers by itself (FERRY_RESPOND) */
-#define FERRY_OP_CHAT 1        /* the canonical request is an OpenAI chat completion */
-#define FERRY_OP_EMBEDDINGS 2  /* ... an OpenAI embeddings request */
-#define FERRY_OP_MODELS 3      /* the models this gateway serves (an OpenAI model list) */
+#define FERRY_OP_NONE 0       /* decode answers by itself (FERRY_RESPOND) */
+#define FERRY_OP_CHAT 1       /* the canonical request is an OpenAI chat completion */
+#define FERRY_OP_EMBEDDINGS 2 /* ... an OpenAI embeddings request */
+#define FERRY_OP_MODELS 3     /* the models this gateway serves (an OpenAI model list) */
 
 /* A route a frontend serves. OWNERSHIP: plugin, static storage (or the
  * instance's, for the instance's life). */
@@ -669,11 +669,12 @@ typedef struct ferry_provider_vtable {
   /* The upstream's streamed body ended (EOF) with the stream still open: a
    * dialect whose streams end there (no closing event) calls sink_done; one
    * that expected an end leaves it, and the stream counts as cut short. */
-  ferry_status (*stream_end)(ferry_instance* instance, ferry_stream* stream, ferry_ctx* ctx, ferry_sink* sink);
+  ferry_status (*stream_end)(ferry_instance* instance, ferry_stream* stream, ferry_ctx* ctx,
+                             ferry_sink* sink);
   /* FERRY_FRAMING_RAW: the bytes as they arrived, in order, split anywhere;
    * the provider keeps what it cannot decode yet in its ferry_stream. */
-  ferry_status (*parse_bytes)(ferry_instance* instance, ferry_stream* stream, ferry_ctx* ctx, ferry_view bytes,
-                              ferry_sink* sink);
+  ferry_status (*parse_bytes)(ferry_instance* instance, ferry_stream* stream, ferry_ctx* ctx,
+                              ferry_view bytes, ferry_sink* sink);
 } ferry_provider_vtable;
 
 /* A routing strategy: orders the candidates; the order is the fallback chain.
