@@ -178,8 +178,8 @@ Created create_adapter_from_toml(std::string_view toml, std::string_view provide
 namespace ferry::pipeline {
 // Readable gtest output for EXPECT_EQ(event.kind, Kind::kError).
 inline void PrintTo(SinkEvent::Kind kind, std::ostream* os) {
-  static constexpr const char* kNames[] = {"kResponse", "kChunk", "kDone", "kError"};
+  static constexpr const char* kNames[] = {"kResponse", "kChunk", "kDone", "kError", "kNative"};
   auto i = static_cast<size_t>(kind);
-  *os << (i < 4 ? kNames[i] : "unknown");
+  *os << (i < std::size(kNames) ? kNames[i] : "unknown");
 }
 }  // namespace ferry::pipeline
